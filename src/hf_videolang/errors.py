@@ -1,0 +1,21 @@
+"""Exceptions raised on bad input. Every message names the source and the problem."""
+
+
+class VideoError(ValueError):
+    """Base class of every problem with a video input."""
+
+
+class VideoNotFoundError(VideoError, FileNotFoundError):
+    """The video path does not exist."""
+
+
+class VideoDecodeError(VideoError):
+    """The source is empty, truncated, corrupt, not a media container, or has no video stream."""
+
+
+class VideoTooShortError(VideoError):
+    """The video has fewer frames than asked for and the short-video policy is ``"error"``."""
+
+
+class EmptyTextError(ValueError):
+    """A caption or question is empty or only whitespace."""
