@@ -25,7 +25,8 @@ def tiny_tokenizer(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny_tokenizer")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS, "?", ".", ","]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    return BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    # transformers 5 reads a WordPiece vocabulary file through `vocab=` (`vocab_file=` is ignored there).
+    return BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=True)
 
 
 def make_moving_square_frames(num_frames: int = 24, height: int = 64, width: int = 96, seed: int = 0) -> np.ndarray:
