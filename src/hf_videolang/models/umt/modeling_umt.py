@@ -1,0 +1,774 @@
+"""UMT, "Unmasked Teacher: Towards Training-Efficient Video Foundation Models" (Li et al., ICCV 2023).
+
+A vanilla ViT student without class token runs only the *unmasked* video tokens (80 % of each frame masked,
+semantically: tokens the CLIP teacher's class token attends to are kept more often) and aligns them, on its last 6
+layers, with the frozen CLIP teacher's tokens at the same positions (Unmasked Token Alignment, UMT §3.1). Stage 2 adds
+a BERT text encoder and a cross-modal decoder (BERT's last layers with cross-attention) trained with VTC, VTM and MLM
+next to UTA (UMT §3.2).
+
+Written from the paper and a reading of OpenGVLab/unmasked_teacher@4fb4049 (``multi_modality/models/umt.py``,
+``models/backbones/vit/{vit,clip}.py``, ``models/criterions.py``); module names follow the authors' so their
+checkpoints map one to one (``patch_embed.proj``, ``blocks.N.attn.{qkv,q_bias,v_bias,proj}``, ``norm``, ``pool_norm``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import BertModel, CLIPVisionConfig, CLIPVisionModelWithProjection
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import PreTrainedModel
+from transformers.models.bert.configuration_bert import BertConfig
+from transformers.models.bert.modeling_bert import BertAttention, BertIntermediate, BertOnlyMLMHead, BertOutput
+from transformers.utils import ModelOutput
+
+from ...layers import AbsolutePositionEmbedding, Attention, Block, LayerScale, PatchEmbed3d
+from ...losses import (
+    MaskedLanguageModelingLoss,
+    UnmaskedTokenAlignmentLoss,
+    VideoTextContrastiveLoss,
+    VideoTextMatchingLoss,
+    sample_hard_negatives,
+)
+from ...video.masking import SemanticMasker
+from .configuration_umt import UmtConfig, UmtVisionConfig
+
+# ---------------------------------------------------------------------------------------------------- outputs
+
+
+@dataclass
+class UmtVisionModelOutput(ModelOutput):
+    """
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(B, N_vis, D)`): final-normed tokens of the visible
+            positions (`N_vis = T * h * w` without a mask).
+        pooler_output (`torch.FloatTensor` of shape `(B, D)`): mean over tokens, then `pool_norm`.
+        alignment_hidden_states (`torch.FloatTensor` of shape `(K, B, N_vis, D)`, *optional*): the outputs of the
+            requested layers (ascending), each passed through the final norm as in the authors' code; UTA reads them.
+        attentions (`tuple(torch.FloatTensor)`, *optional*): per layer `(B, H, N_vis, N_vis)` when
+            `output_attentions=True`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    alignment_hidden_states: torch.FloatTensor | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class UmtTeacherOutput(ModelOutput):
+    """
+    Args:
+        hidden_states (`torch.FloatTensor` of shape `(K, B, T * L, P)`): patch tokens (no class token) of the
+            requested teacher layers, each through CLIP's post-layernorm and visual projection (UMT §3.1 "Target"),
+            frame-major like `bool_masked_pos`.
+        cls_attention (`torch.FloatTensor` of shape `(B, T, L)`): the last layer's class-token attention to the `L`
+            patch tokens of each frame, averaged over heads (UMT §3.1 Eq. 1-2); the softmax runs over all tokens
+            including the class token, as the authors' `nn.MultiheadAttention` weights do.
+    """
+
+    hidden_states: torch.FloatTensor | None = None
+    cls_attention: torch.FloatTensor | None = None
+
+
+@dataclass
+class UmtOutput(ModelOutput):
+    """
+    Args:
+        logits_per_video (`torch.FloatTensor` of shape `(B_v, B_t)`): `exp(logit_scale)` times cosine similarities.
+        logits_per_text (`torch.FloatTensor` of shape `(B_t, B_v)`): its transpose.
+        video_embeds (`torch.FloatTensor` of shape `(B_v, P)`): L2-normalized video embeddings.
+        text_embeds (`torch.FloatTensor` of shape `(B_t, P)`): L2-normalized text embeddings.
+        vision_model_output (`UmtVisionModelOutput`): the student's outputs.
+        text_last_hidden_state (`torch.FloatTensor` of shape `(B_t, L_t, D_t)`): the text encoder's tokens.
+    """
+
+    logits_per_video: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    video_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    vision_model_output: UmtVisionModelOutput | None = None
+    text_last_hidden_state: torch.FloatTensor | None = None
+
+
+@dataclass
+class UmtForPreTrainingOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`): weighted sum of the computed terms (weights from the config).
+        loss_uta (`torch.FloatTensor` of shape `()`, *optional*): unmasked token alignment (UMT §3.1); None when
+            `uta_loss_weight == 0`.
+        loss_vtc (`torch.FloatTensor` of shape `()`, *optional*): video-text contrastive loss (stage 2).
+        loss_vtm (`torch.FloatTensor` of shape `()`, *optional*): video-text matching with hard negatives (stage 2).
+        loss_mlm (`torch.FloatTensor` of shape `()`, *optional*): masked language modeling (stage 2, needs
+            `mlm_labels`).
+        bool_masked_pos (`torch.BoolTensor` of shape `(B, T * h * w)`, *optional*): the mask used (passed or drawn).
+        video_embeds (`torch.FloatTensor` of shape `(B, P)`, *optional*): L2-normalized video embeddings (stage 2).
+        text_embeds (`torch.FloatTensor` of shape `(B, P)`, *optional*): L2-normalized text embeddings (stage 2).
+    """
+
+    loss: torch.FloatTensor | None = None
+    loss_uta: torch.FloatTensor | None = None
+    loss_vtc: torch.FloatTensor | None = None
+    loss_vtm: torch.FloatTensor | None = None
+    loss_mlm: torch.FloatTensor | None = None
+    bool_masked_pos: torch.BoolTensor | None = None
+    video_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+def gather_visible_tokens(tokens: torch.Tensor, bool_masked_pos: torch.Tensor) -> torch.Tensor:
+    """Keep the unmasked tokens of each sample, in order.
+
+    Shapes: `(B, N, D)` tokens and a `(B, N)` bool mask (True = masked) -> `(B, N_vis, D)`.
+
+    Raises:
+        ValueError: the mask has the wrong shape or dtype, or leaves a different number of visible tokens per sample
+            (the batch must stay rectangular; the maskers of `hf_videolang.video.masking` mask equally per frame).
+    """
+    batch_size, num_tokens, dim = tokens.shape
+    if bool_masked_pos.dtype != torch.bool or tuple(bool_masked_pos.shape) != (batch_size, num_tokens):
+        raise ValueError(
+            f"bool_masked_pos must be a bool tensor of shape (B, T*h*w) = ({batch_size}, {num_tokens}), got "
+            f"{bool_masked_pos.dtype} {tuple(bool_masked_pos.shape)}."
+        )
+    visible = ~bool_masked_pos
+    counts = visible.sum(dim=1)
+    if not bool((counts == counts[0]).all()):
+        raise ValueError(
+            f"bool_masked_pos leaves {counts.tolist()} visible tokens per sample; UMT needs the same number in every "
+            "sample (mask the same count per frame)."
+        )
+    if int(counts[0]) == 0:
+        raise ValueError("bool_masked_pos masks every token; at least one must stay visible.")
+    return tokens[visible].reshape(batch_size, int(counts[0]), dim)
+
+
+def _activation(name: str) -> nn.Module:
+    return ACT2FN[name]
+
+
+# ---------------------------------------------------------------------------------------------------- base class
+
+
+class UmtPreTrainedModel(PreTrainedModel):
+    """Weight initialization and shared settings of every UMT model."""
+
+    config_class = UmtConfig
+    base_model_prefix = "umt"
+    main_input_name = "pixel_values"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_attention_backend = True
+    _no_split_modules = ["Block", "UmtFusionLayer", "BertLayer", "CLIPEncoderLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # The student follows the authors' ViT init (xavier-uniform linears); BERT-derived modules use BERT's normal.
+        xavier = isinstance(self.config, UmtVisionConfig)
+        std = getattr(self.config, "initializer_range", 0.02)
+        if isinstance(module, (nn.Linear, nn.Conv3d)):
+            if xavier:
+                init.xavier_uniform_(module.weight)
+            else:
+                init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, UmtAlignmentProjection):
+            # Runs after its children: the student-side projection uses the authors' xavier init too.
+            init.xavier_uniform_(module.head.weight)
+            init.zeros_(module.head.bias)
+        elif isinstance(module, AbsolutePositionEmbedding):
+            init.copy_(module.table, module.initial_table())
+        elif isinstance(module, Attention) and module.q_bias is not None:
+            init.zeros_(module.q_bias)
+            init.zeros_(module.v_bias)
+        elif isinstance(module, LayerScale):
+            init.constant_(module.gamma, module.init_values)
+        elif isinstance(module, UmtModel) and hasattr(module, "logit_scale"):
+            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+        elif isinstance(module, BertOnlyMLMHead):
+            init.zeros_(module.predictions.bias)
+
+
+# ---------------------------------------------------------------------------------------------------- student
+
+
+class UmtVisionModel(UmtPreTrainedModel):
+    """The UMT student: ViT without class token, joint spatiotemporal attention over the *visible* tokens only.
+
+    Tubelet/patch embedding and the position table are applied to all `T * h * w` positions, then the masked ones
+    are dropped, so every visible token keeps its own position (UMT §3.1, as in MAE/VideoMAE).
+    """
+
+    config_class = UmtVisionConfig
+    input_modalities = ("video",)
+
+    def __init__(self, config: UmtVisionConfig) -> None:
+        super().__init__(config)
+        self.patch_embed = PatchEmbed3d(
+            image_size=config.image_size,
+            patch_size=config.patch_size,
+            tubelet_size=config.tubelet_size,
+            in_channels=config.num_channels,
+            embed_dim=config.hidden_size,
+        )
+        self.pos_embed = AbsolutePositionEmbedding(
+            config.num_positions,
+            config.hidden_size,
+            kind=config.position_embedding_type,
+            init_std=config.initializer_range,
+        )
+        norm_layer = partial(nn.LayerNorm, eps=config.layer_norm_eps)
+        # Stochastic depth grows linearly with depth (the authors' `dpr`).
+        depth = config.num_hidden_layers
+        drop_path = [config.drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
+        self.blocks = nn.ModuleList(
+            Block(
+                config.hidden_size,
+                config.num_attention_heads,
+                mlp_hidden_dim=config.intermediate_size,
+                qkv_bias="qv" if config.qkv_bias else "none",
+                drop_path=drop_path[i],
+                proj_drop=config.hidden_dropout_prob,
+                attn_drop=config.attention_probs_dropout_prob,
+                norm_layer=norm_layer,
+                act_layer=partial(_activation, config.hidden_act),
+            )
+            for i in range(config.num_hidden_layers)
+        )
+        self.norm = norm_layer(config.hidden_size)
+        self.pool_norm = norm_layer(config.hidden_size) if config.use_pool_norm else nn.Identity()
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.patch_embed
+
+    def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Patch embedding plus positions: `(B, T, C, H, W) -> (B, T' * h * w, D)`."""
+        return self.pos_embed(self.patch_embed(pixel_values))
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor | None = None,
+        output_layers: Sequence[int] | None = None,
+        output_attentions: bool = False,
+    ) -> UmtVisionModelOutput:
+        """
+        Args:
+            pixel_values: `(B, T, C, H, W)` normalized frames; `T` may be smaller than `config.num_frames` (an image
+                is a 1-frame video) and uses a prefix of the position table.
+            bool_masked_pos: `(B, T * h * w)` bool, True = masked; only the other tokens are encoded. Every sample
+                must keep the same number of tokens.
+            output_layers: 0-based layer indices whose (final-normed) outputs are returned as
+                `alignment_hidden_states`, in ascending order.
+            output_attentions: return each layer's attention maps (eager attention for that call).
+        """
+        hidden_states = self.embed(pixel_values)
+        if bool_masked_pos is not None:
+            hidden_states = gather_visible_tokens(hidden_states, bool_masked_pos)
+        wanted = sorted(set(output_layers or ()))
+        if wanted and not 0 <= wanted[0] <= wanted[-1] < len(self.blocks):
+            raise ValueError(f"output_layers {wanted} out of range for {len(self.blocks)} layers.")
+
+        selected, attentions = [], []
+        implementation = self.config._attn_implementation
+        for index, block in enumerate(self.blocks):
+            hidden_states, weights = block(
+                hidden_states, attn_implementation=implementation, output_attentions=output_attentions
+            )
+            if output_attentions:
+                attentions.append(weights)
+            if index in wanted:
+                selected.append(hidden_states)
+
+        last_hidden_state = self.norm(hidden_states)
+        return UmtVisionModelOutput(
+            last_hidden_state=last_hidden_state,
+            pooler_output=self.pool_norm(last_hidden_state.mean(dim=1)),
+            alignment_hidden_states=self.norm(torch.stack(selected)) if selected else None,
+            attentions=tuple(attentions) if output_attentions else None,
+        )
+
+    def pool_per_frame(self, last_hidden_state: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Per-frame pooling of an unmasked output, `(B, T * h * w, D) -> (B, T, D)` (the authors' `keep_temporal`)."""
+        batch_size, num_tokens, dim = last_hidden_state.shape
+        if num_tokens % num_frames:
+            raise ValueError(f"{num_tokens} tokens cannot be split into {num_frames} frames (was the input masked?).")
+        return self.pool_norm(last_hidden_state.view(batch_size, num_frames, -1, dim).mean(dim=2))
+
+
+# ---------------------------------------------------------------------------------------------------- teacher
+
+
+class UmtTeacher(nn.Module):
+    """The frozen CLIP image teacher, run frame by frame (UMT §3.1 "Architecture").
+
+    Wraps a transformers `CLIPVisionModelWithProjection`, so any CLIP checkpoint loads into `self.clip`. Its
+    parameters never require gradients and it stays in eval mode whatever `train()` is called with.
+
+    Args:
+        config: the CLIP vision config.
+        return_layers: 0-based layers whose patch tokens are returned (ascending).
+        image_size: side the frames are resized to (bicubic) before CLIP, e.g. 196 for CLIP-L/14 (§4.1); the
+            position embeddings are interpolated when it differs from `config.image_size`.
+    """
+
+    def __init__(self, config: CLIPVisionConfig, return_layers: Sequence[int], image_size: int | None = None) -> None:
+        super().__init__()
+        self.clip = CLIPVisionModelWithProjection._from_config(config)
+        self.return_layers = sorted(return_layers)
+        self.image_size = image_size or config.image_size
+        self.clip.requires_grad_(False)
+        self.clip.eval()
+
+    def train(self, mode: bool = True) -> UmtTeacher:
+        # Frozen teacher: dropout and any other train-time behaviour stay off.
+        return super().train(False)
+
+    def _resize(self, frames: torch.Tensor) -> torch.Tensor:
+        if frames.shape[-2:] == (self.image_size, self.image_size):
+            return frames
+        return F.interpolate(frames, size=(self.image_size, self.image_size), mode="bicubic", align_corners=False)
+
+    @staticmethod
+    def _cls_attention(layer: nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Class-token attention of a CLIP layer, head-averaged: `(N, 1 + L, C) -> (N, L)` (Eq. 1-2)."""
+        attn = layer.self_attn
+        normed = layer.layer_norm1(hidden_states)
+        batch, length, _ = normed.shape
+        query = attn.q_proj(normed[:, :1]).view(batch, 1, attn.num_heads, attn.head_dim).transpose(1, 2)
+        key = attn.k_proj(normed).view(batch, length, attn.num_heads, attn.head_dim).transpose(1, 2)
+        probs = (torch.matmul(query, key.transpose(-2, -1)) * attn.scale).softmax(dim=-1)
+        return probs.mean(dim=1)[:, 0, 1:]
+
+    @torch.no_grad()
+    def forward(self, pixel_values: torch.Tensor) -> UmtTeacherOutput:
+        """`pixel_values` `(B, T, C, H, W)` (CLIP-normalized) -> :class:`UmtTeacherOutput`."""
+        batch_size, num_frames = pixel_values.shape[:2]
+        frames = self._resize(pixel_values.flatten(0, 1))
+        vision = self.clip.vision_model
+        interpolate = frames.shape[-1] != self.clip.config.image_size
+        hidden_states = vision.pre_layrnorm(vision.embeddings(frames, interpolate_pos_encoding=interpolate))
+        layers = vision.encoder.layers
+        selected = []
+        cls_attention = None
+        for index, layer in enumerate(layers):
+            if index == len(layers) - 1:
+                cls_attention = self._cls_attention(layer, hidden_states)
+            hidden_states = layer(hidden_states, None)
+            if index in self.return_layers:
+                selected.append(hidden_states[:, 1:])
+        # Intermediate layers go through the same post-layernorm and projection as the final one (authors' clip.py).
+        tokens = self.clip.visual_projection(vision.post_layernorm(torch.stack(selected)))
+        num_layers, _, num_patches, dim = tokens.shape
+        return UmtTeacherOutput(
+            hidden_states=tokens.reshape(num_layers, batch_size, num_frames * num_patches, dim),
+            cls_attention=cls_attention.reshape(batch_size, num_frames, num_patches),
+        )
+
+
+# ---------------------------------------------------------------------------------------------------- UTA head
+
+
+class UmtAlignmentProjection(nn.Module):
+    """Student-to-teacher projection of one aligned layer: `LayerNorm(Linear(x))` (the authors' `Linear_Decoder`)."""
+
+    def __init__(self, hidden_size: int, teacher_dim: int, eps: float) -> None:
+        super().__init__()
+        self.head = nn.Linear(hidden_size, teacher_dim)
+        self.norm = nn.LayerNorm(teacher_dim, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.head(x))
+
+
+class UmtAlignmentHead(nn.Module):
+    """Maps the student's K aligned layers to the teacher's width (UMT §3.1 "a simple linear projection").
+
+    As in the authors' code, the fixed sinusoid position of every visible token is added before the projection.
+    Shapes: `(K, B, N_vis, D)` -> `(K, B, N_vis, P)`.
+    """
+
+    def __init__(self, config: UmtConfig) -> None:
+        super().__init__()
+        vision = config.vision_config
+        self.pos_embed = AbsolutePositionEmbedding(vision.num_positions, vision.hidden_size, kind="sincos")
+        self.projections = nn.ModuleList(
+            UmtAlignmentProjection(vision.hidden_size, config.teacher_config.projection_dim, vision.layer_norm_eps)
+            for _ in range(config.uta_num_layers)
+        )
+
+    def forward(self, layer_states: torch.Tensor, bool_masked_pos: torch.Tensor | None = None) -> torch.Tensor:
+        num_layers, batch_size, num_visible, dim = layer_states.shape
+        if num_layers != len(self.projections):
+            raise ValueError(f"got {num_layers} aligned layers, the head projects {len(self.projections)}.")
+        num_all = bool_masked_pos.shape[1] if bool_masked_pos is not None else num_visible
+        positions = self.pos_embed.table[:num_all].to(layer_states.dtype).expand(batch_size, num_all, dim)
+        if bool_masked_pos is not None:
+            positions = gather_visible_tokens(positions, bool_masked_pos)
+        return torch.stack([proj(states + positions) for proj, states in zip(self.projections, layer_states)])
+
+
+# ---------------------------------------------------------------------------------------------------- fusion
+
+
+class UmtFusionLayer(GradientCheckpointingLayer):
+    """A BERT layer with a cross-attention to the video tokens between its self-attention and its MLP.
+
+    UMT's cross-modal decoder is BERT's last layers so extended (the authors' `xbert` with `fusion_layer`); the
+    self-attention is bidirectional. Parameter names match BERT's, so BERT checkpoints load into it.
+    """
+
+    def __init__(self, config: BertConfig, layer_idx: int | None = None) -> None:
+        super().__init__()
+        self.attention = BertAttention(config, is_causal=False, layer_idx=layer_idx)
+        self.crossattention = BertAttention(config, is_causal=False, layer_idx=layer_idx, is_cross_attention=True)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertOutput(config)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        hidden_states, _ = self.attention(hidden_states, attention_mask)
+        hidden_states, _ = self.crossattention(
+            hidden_states,
+            None,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
+        )
+        return self.output(self.intermediate(hidden_states), hidden_states)
+
+
+class UmtCrossModalEncoder(UmtPreTrainedModel):
+    """Stack of :class:`UmtFusionLayer`: text tokens `(B, L, D)` attend to video tokens `(B, N, D)`.
+
+    A (sub-)model of its own so that transformers resolves its attention backend like the text encoder's.
+    """
+
+    config_class = BertConfig
+    input_modalities = ("text",)
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        self.layer = nn.ModuleList(UmtFusionLayer(config, layer_idx=i) for i in range(config.num_hidden_layers))
+        self.post_init()
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor,
+    ) -> torch.Tensor:
+        """
+        Args:
+            hidden_states: `(B, L, D)` text-encoder outputs.
+            attention_mask: `(B, L)` 1 = token, 0 = padding.
+            encoder_hidden_states: `(B, N, D)` visible video tokens (all attended).
+
+        Returns:
+            `(B, L, D)` fused text tokens.
+        """
+        mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask)
+        for layer in self.layer:
+            hidden_states = layer(hidden_states, mask, encoder_hidden_states)
+        return hidden_states
+
+
+# ---------------------------------------------------------------------------------------------------- UmtModel
+
+
+class UmtModel(UmtPreTrainedModel):
+    """UMT's encoders: the student, and in stage 2 the text encoder, the cross-modal decoder and the VTC projections.
+
+    `get_video_features` / `get_text_features` return the L2-normalized projections used for retrieval
+    (the authors' `vision_proj(pooled)` and `text_proj(CLS)`).
+    """
+
+    def __init__(self, config: UmtConfig) -> None:
+        super().__init__(config)
+        self.vision_model = UmtVisionModel._from_config(config.vision_config)
+        self.has_text = config.text_config is not None
+        if self.has_text:
+            self.text_model = BertModel._from_config(config.text_config, add_pooling_layer=False)
+            self.fusion_model = UmtCrossModalEncoder._from_config(config.cross_modal_config)
+            self.vision_projection = nn.Linear(config.vision_config.hidden_size, config.projection_dim)
+            self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim)
+            # log(1 / temperature), temperature 0.07 at init and learnable (§3.2, authors' `temp`).
+            self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
+        self.post_init()
+
+    def _require_text(self, method: str) -> None:
+        if not self.has_text:
+            raise ValueError(f"UmtModel.{method} needs the text side; this model was built for stage 1 (video only).")
+
+    def get_video_features(
+        self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None, per_frame: bool = False
+    ) -> torch.Tensor:
+        """L2-normalized video embeddings.
+
+        Args:
+            pixel_values: `(B, T, C, H, W)`.
+            bool_masked_pos: optional `(B, T * h * w)` mask (pretraining encodes masked videos).
+            per_frame: pool each frame separately and return `(B, T, P)` (the authors' retrieval evaluation averages
+                the per-frame similarities); needs an unmasked input.
+
+        Returns:
+            `(B, P)` (or `(B, T, P)` with `per_frame`).
+        """
+        self._require_text("get_video_features")
+        output = self.vision_model(pixel_values, bool_masked_pos=bool_masked_pos)
+        if per_frame:
+            if bool_masked_pos is not None:
+                raise ValueError("per_frame pooling needs an unmasked video; drop bool_masked_pos.")
+            pooled = self.vision_model.pool_per_frame(output.last_hidden_state, pixel_values.shape[1])
+        else:
+            pooled = output.pooler_output
+        return F.normalize(self.vision_projection(pooled), dim=-1)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Text-encoder tokens `(B, L, D_t)`."""
+        self._require_text("encode_text")
+        return self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalized `(B, P)` text embeddings from the `[CLS]` token."""
+        self._require_text("get_text_features")
+        return F.normalize(self.text_projection(self.encode_text(input_ids, attention_mask)[:, 0]), dim=-1)
+
+    def fuse(
+        self, text_states: torch.Tensor, attention_mask: torch.Tensor | None, video_states: torch.Tensor
+    ) -> torch.Tensor:
+        """Cross-modal decoder: `(B, L, D)` text tokens attending to `(B, N, D)` video tokens -> `(B, L, D)`."""
+        self._require_text("fuse")
+        return self.fusion_model(text_states, attention_mask, video_states)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        bool_masked_pos: torch.Tensor | None = None,
+    ) -> UmtOutput:
+        """Encode both modalities and score every video against every text (`exp(logit_scale) * cos`)."""
+        self._require_text("forward")
+        vision_output = self.vision_model(pixel_values, bool_masked_pos=bool_masked_pos)
+        video_embeds = F.normalize(self.vision_projection(vision_output.pooler_output), dim=-1)
+        text_states = self.encode_text(input_ids, attention_mask)
+        text_embeds = F.normalize(self.text_projection(text_states[:, 0]), dim=-1)
+        logits_per_video = self.logit_scale.exp() * video_embeds @ text_embeds.T
+        return UmtOutput(
+            logits_per_video=logits_per_video,
+            logits_per_text=logits_per_video.T,
+            video_embeds=video_embeds,
+            text_embeds=text_embeds,
+            vision_model_output=vision_output,
+            text_last_hidden_state=text_states,
+        )
+
+
+# ---------------------------------------------------------------------------------------------------- pretraining
+
+
+class UmtForPreTraining(UmtPreTrainedModel):
+    """UMT progressive pre-training (UMT §3.2).
+
+    Stage 1 (`config.pretraining_stage == 1`): videos only, loss = UTA. Stage 2: adds VTC, VTM (hard negatives) and
+    MLM on video-text and image-text pairs; images are 1-frame videos masked at `image_mask_ratio`.
+    When no `bool_masked_pos` is given, the mask is drawn from the teacher's class-token attention (semantic masking,
+    §3.1) at the clip's ratio.
+    """
+
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: UmtConfig) -> None:
+        super().__init__(config)
+        self.umt = UmtModel(config)
+        self.teacher = None
+        self.uta_head = None
+        if config.teacher_config is not None:
+            self.teacher = UmtTeacher(config.teacher_config, config.uta_teacher_layers, config.teacher_image_size)
+            self.uta_head = UmtAlignmentHead(config)
+        if config.pretraining_stage == 2:
+            self.vtm_head = nn.Linear(config.text_config.hidden_size, 2)
+            self.mlm_head = BertOnlyMLMHead(config.text_config)
+            # The MLM decoder shares the word embeddings, as BertForMaskedLM does.
+            self._tied_weights_keys = {
+                "mlm_head.predictions.decoder.weight": "umt.text_model.embeddings.word_embeddings.weight",
+                "mlm_head.predictions.decoder.bias": "mlm_head.predictions.bias",
+            }
+        self.uta_loss = UnmaskedTokenAlignmentLoss()
+        self.vtc_loss = VideoTextContrastiveLoss()
+        self.vtm_loss = VideoTextMatchingLoss()
+        self.mlm_loss = MaskedLanguageModelingLoss()
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Module | None:
+        return self.mlm_head.predictions.decoder if hasattr(self, "mlm_head") else None
+
+    def load_teacher(self, clip: str | os.PathLike | CLIPVisionModelWithProjection, **kwargs) -> None:
+        """Copy a CLIP vision tower (a model, or a name/path for `CLIPVisionModelWithProjection.from_pretrained`)."""
+        if self.teacher is None:
+            raise ValueError("this UmtForPreTraining has no teacher (config.teacher_config is None).")
+        if not isinstance(clip, CLIPVisionModelWithProjection):
+            clip = CLIPVisionModelWithProjection.from_pretrained(clip, **kwargs)
+        expected, given = self.config.teacher_config, clip.config
+        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "patch_size", "projection_dim"):
+            if getattr(expected, name) != getattr(given, name):
+                raise ValueError(
+                    f"load_teacher: the CLIP checkpoint has {name}={getattr(given, name)}, the config expects "
+                    f"{getattr(expected, name)}."
+                )
+        self.teacher.clip.load_state_dict(clip.state_dict())
+
+    # ------------------------------------------------------------------ pieces
+    def _draw_mask(
+        self, teacher_output: UmtTeacherOutput | None, num_frames: int, generator: torch.Generator | None
+    ) -> torch.Tensor | None:
+        ratio = self.config.mask_ratio_for(num_frames)
+        if teacher_output is None or ratio == 0:
+            return None
+        return SemanticMasker(ratio)(teacher_output.cls_attention, generator=generator)
+
+    def _vtm_loss(
+        self,
+        video_states: torch.Tensor,
+        text_states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        video_embeds: torch.Tensor,
+        text_embeds: torch.Tensor,
+        video_ids: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """VTM with negatives mined from the VTC similarities (UMT §3.2, ALBEF): B positives + 2B negatives."""
+        with torch.no_grad():
+            sim = self.umt.logit_scale.exp() * video_embeds @ text_embeds.T
+            if not self.config.vtm_hard_negatives:
+                sim = torch.zeros_like(sim)  # uniform over negatives
+            neg_text, neg_video = sample_hard_negatives(sim, video_ids=video_ids, generator=generator)
+        if attention_mask is None:
+            attention_mask = torch.ones(text_states.shape[:2], dtype=torch.long, device=text_states.device)
+        fused = self.umt.fuse(
+            torch.cat([text_states, text_states, text_states[neg_text]]),
+            torch.cat([attention_mask, attention_mask, attention_mask[neg_text]]),
+            torch.cat([video_states, video_states[neg_video], video_states]),
+        )
+        logits = self.vtm_head(fused[:, 0])
+        batch_size = video_states.shape[0]
+        return self.vtm_loss(logits[:batch_size], logits[batch_size:])
+
+    def _mlm_loss(
+        self,
+        mlm_input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        mlm_labels: torch.Tensor,
+        video_states: torch.Tensor,
+    ) -> torch.Tensor:
+        """MLM: masked text through the text encoder, then the decoder attending to the video (UMT §3.2)."""
+        fused = self.umt.fuse(self.umt.encode_text(mlm_input_ids, attention_mask), attention_mask, video_states)
+        return self.mlm_loss(self.mlm_head(fused), mlm_labels)
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        bool_masked_pos: torch.Tensor | None = None,
+        mlm_input_ids: torch.Tensor | None = None,
+        mlm_labels: torch.Tensor | None = None,
+        video_ids: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> UmtForPreTrainingOutput:
+        """
+        Args:
+            pixel_values: `(B, T, C, H, W)` frames (`T == 1`: images).
+            input_ids, attention_mask: `(B, L)` captions (stage 2).
+            bool_masked_pos: `(B, T * h * w)` bool, True = masked; drawn from the teacher when omitted.
+            mlm_input_ids, mlm_labels: `(B, L)` masked captions and their labels (-100 where not masked), as made by
+                `hf_videolang.video.masking.mask_tokens_mlm` at `config.text_mask_ratio`; MLM is skipped without them.
+            video_ids: `(B,)` ids; captions of the same video are not negatives of each other in VTC/VTM.
+            generator: seeds the semantic mask and the VTM negative sampling (on the input's device).
+        """
+        config = self.config
+        stage2 = config.pretraining_stage == 2
+        if stage2 and input_ids is None:
+            raise ValueError("UmtForPreTraining: stage 2 needs `input_ids` (the captions).")
+        use_uta = self.teacher is not None and config.uta_loss_weight > 0
+        needs_teacher = self.teacher is not None and (use_uta or bool_masked_pos is None)
+        teacher_output = self.teacher(pixel_values) if needs_teacher else None
+        if bool_masked_pos is None:
+            bool_masked_pos = self._draw_mask(teacher_output, pixel_values.shape[1], generator)
+
+        vision_output = self.umt.vision_model(
+            pixel_values,
+            bool_masked_pos=bool_masked_pos,
+            output_layers=config.uta_student_layers if use_uta else None,
+        )
+        losses: dict[str, torch.Tensor | None] = dict.fromkeys(("uta", "vtc", "vtm", "mlm"))
+        if use_uta:
+            student = self.uta_head(vision_output.alignment_hidden_states, bool_masked_pos)
+            losses["uta"] = self.uta_loss(student, teacher_output.hidden_states, bool_masked_pos)
+
+        video_embeds = text_embeds = None
+        if stage2:
+            video_states = vision_output.last_hidden_state
+            text_states = self.umt.encode_text(input_ids, attention_mask)
+            video_embeds = F.normalize(self.umt.vision_projection(vision_output.pooler_output), dim=-1)
+            text_embeds = F.normalize(self.umt.text_projection(text_states[:, 0]), dim=-1)
+            if config.vtc_loss_weight > 0:
+                losses["vtc"] = self.vtc_loss(video_embeds, text_embeds, self.umt.logit_scale, video_ids=video_ids)
+            if config.vtm_loss_weight > 0:
+                losses["vtm"] = self._vtm_loss(
+                    video_states, text_states, attention_mask, video_embeds, text_embeds, video_ids, generator
+                )
+            if config.mlm_loss_weight > 0 and mlm_labels is not None:
+                if mlm_input_ids is None:
+                    raise ValueError("UmtForPreTraining: `mlm_labels` needs `mlm_input_ids` (the masked captions).")
+                losses["mlm"] = self._mlm_loss(mlm_input_ids, attention_mask, mlm_labels, video_states)
+
+        weights = {name: getattr(config, f"{name}_loss_weight") for name in losses}
+        terms = [weights[name] * value for name, value in losses.items() if value is not None]
+        return UmtForPreTrainingOutput(
+            loss=torch.stack(terms).sum() if terms else None,
+            loss_uta=losses["uta"],
+            loss_vtc=losses["vtc"],
+            loss_vtm=losses["vtm"],
+            loss_mlm=losses["mlm"],
+            bool_masked_pos=bool_masked_pos,
+            video_embeds=video_embeds,
+            text_embeds=text_embeds,
+        )
+
+
+__all__ = [
+    "UmtForPreTraining",
+    "UmtModel",
+    "UmtPreTrainedModel",
+    "UmtTeacher",
+    "UmtVisionModel",
+    "gather_visible_tokens",
+]
