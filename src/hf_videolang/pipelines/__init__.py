@@ -1,9 +1,11 @@
 """Pipelines registered with transformers' ``PIPELINE_REGISTRY`` on ``import hf_videolang``."""
 
+from .video_question_answering import VideoQuestionAnsweringPipeline, register_pipeline
+
 
 def register_pipelines() -> None:
-    try:
-        from .video_question_answering import register_pipeline
-    except ImportError:  # pipeline module not written yet
-        return
+    """Register every hf-videolang pipeline with transformers (idempotent)."""
     register_pipeline()
+
+
+__all__ = ["VideoQuestionAnsweringPipeline", "register_pipelines"]

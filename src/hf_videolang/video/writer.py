@@ -28,7 +28,10 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Sequence[np.ndarra
     with av.open(path, mode="w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(crf)}
+        # One encoder thread: the output is then byte-identical on every machine, and no FFmpeg thread pool is
+        # left for a forked DataLoader worker to tear down (which hangs or crashes the child).
+        stream.options = {"crf": str(crf), "threads": "1"}
+        stream.codec_context.thread_count = 1
         stream.codec_context.gop_size = gop_size or 2 * fps
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):

@@ -1,0 +1,186 @@
+"""``VideoTextCollator``: turns dataset rows into model batches inside DataLoader workers.
+
+Decoding is the expensive part of video training, so it happens in the collator (which runs in the workers), not in
+the dataset: rows carry only a video path and text. Randomness (frame sampling, crops, masks) comes from one
+``torch.Generator`` per call, seeded from ``(seed, worker id, worker base seed, call count)``, so a run is
+reproducible for a given seed and number of workers, and every worker and every batch draws different numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import get_worker_info
+from transformers import BatchFeature
+
+from ..processing_utils import VideoTextProcessor
+
+TASKS = ("retrieval", "qa", "mc", "pretrain")
+IGNORE_INDEX = -100
+
+
+class VideoTextCollator:
+    """Collate dataset rows ``{"video": ..., <text fields>}`` into a model batch with a :class:`VideoTextProcessor`.
+
+    Args:
+        processor: samples, decodes, transforms, masks and tokenizes.
+        task: which text fields the rows carry and which labels to build:
+
+            - ``"retrieval"`` / ``"pretrain"``: ``"caption"`` (a string, or a list of which one is drawn in
+              training and the first used at evaluation).
+            - ``"qa"``: ``"question"`` and ``"answer"``; ``labels`` is the index of the answer in ``answer_list``
+              (-100 for an answer outside it, which the cross-entropy ignores).
+            - ``"mc"``: ``"options"`` (the same number per row) and ``"answer"`` (an option index or the option
+              text); ``input_ids`` / ``attention_mask`` are ``(B, num_options, L)`` and ``labels`` the answer index.
+        training: random sampling / augmentation / masking (True) or the deterministic evaluation path (False).
+        seed: base seed of the per-call generators (a non-negative integer).
+        answer_list: the answer vocabulary of a QA model (``model.config.answer_list``); required for ``"qa"``.
+        return_masks: add ``bool_masked_pos``. Default: in training, when ``processor.mask_ratio > 0`` and the
+            processor makes that kind of mask (``processor.makes_visual_masks``).
+        return_mlm: add ``mlm_input_ids`` / ``mlm_labels``. Default: ``task == "pretrain"`` in training with
+            ``processor.mlm_probability > 0``.
+
+    Every batch also has ``video_ids`` ``(B,)``: the same integer for rows with the same video, so that contrastive
+    and matching losses do not treat two captions of one video as negatives.
+    """
+
+    def __init__(
+        self,
+        processor: VideoTextProcessor,
+        task: str = "retrieval",
+        training: bool = True,
+        seed: int = 0,
+        answer_list: Sequence[str] | None = None,
+        return_masks: bool | None = None,
+        return_mlm: bool | None = None,
+    ) -> None:
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if task == "qa" and answer_list is None:
+            raise ValueError("task='qa' needs answer_list (the model's config.answer_list)")
+        if not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.processor = processor
+        self.task = task
+        self.training = training
+        self.seed = seed
+        self.answer_to_index = {answer: index for index, answer in enumerate(answer_list or [])}
+        if return_masks is None:
+            return_masks = training and processor.mask_ratio > 0 and processor.makes_visual_masks
+        if return_mlm is None:
+            return_mlm = training and task == "pretrain" and processor.mlm_probability > 0
+        self.return_masks = return_masks
+        self.return_mlm = return_mlm
+        self._num_calls = 0
+
+    def next_generator(self) -> torch.Generator:
+        """The generator of the next batch, seeded from ``(seed, worker id, worker base seed, call count)``.
+
+        In a DataLoader worker the base seed is the one torch draws for the worker pool when an epoch starts (from
+        the main process RNG, which ``Trainer`` seeds), so workers that restart each epoch still draw new numbers.
+        """
+        info = get_worker_info()
+        worker_id = 0 if info is None else info.id + 1
+        base_seed = 0 if info is None else info.seed - info.id
+        entropy = [self.seed, worker_id, base_seed, self._num_calls]
+        self._num_calls += 1
+        state = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]
+        return torch.Generator().manual_seed(int(state))
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> BatchFeature:
+        """Collate ``rows`` (a list of dataset rows) into one batch; see the class docstring for the keys."""
+        if not rows:
+            raise ValueError("cannot collate an empty list of rows")
+        generator = self.next_generator()
+        videos = [_field(row, "video", index) for index, row in enumerate(rows)]
+        texts, labels, num_options = self._texts_and_labels(rows, generator)
+        batch = self.processor(
+            videos=videos,
+            text=texts,
+            training=self.training,
+            return_masks=self.return_masks,
+            return_mlm=self.return_mlm,
+            generator=generator,
+        )
+        if num_options is not None:
+            for key in ("input_ids", "attention_mask", "mlm_input_ids", "mlm_labels"):
+                if key in batch:
+                    batch[key] = batch[key].view(len(rows), num_options, -1)
+        if labels is not None:
+            batch["labels"] = torch.tensor(labels, dtype=torch.long)
+        batch["video_ids"] = video_ids(videos)
+        return batch
+
+    # ------------------------------------------------------------------ per task
+
+    def _texts_and_labels(
+        self, rows: Sequence[Mapping[str, Any]], generator: torch.Generator
+    ) -> tuple[list[str], list[int] | None, int | None]:
+        if self.task in ("retrieval", "pretrain"):
+            return [self._pick_caption(_field(row, "caption", i), generator) for i, row in enumerate(rows)], None, None
+        if self.task == "qa":
+            questions = [_field(row, "question", i) for i, row in enumerate(rows)]
+            answers = [str(_field(row, "answer", i)).strip() for i, row in enumerate(rows)]
+            labels = [self.answer_to_index.get(answer, IGNORE_INDEX) for answer in answers]
+            return questions, labels, None
+        return self._multiple_choice(rows)
+
+    def _pick_caption(self, caption: str | Sequence[str], generator: torch.Generator) -> str:
+        if isinstance(caption, str):
+            return caption
+        if not caption:
+            raise ValueError("a row has an empty list of captions")
+        if not self.training:
+            return caption[0]
+        return caption[int(torch.randint(len(caption), (1,), generator=generator))]
+
+    def _multiple_choice(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[int], int]:
+        texts: list[str] = []
+        labels: list[int] = []
+        num_options = None
+        for index, row in enumerate(rows):
+            options = list(_field(row, "options", index))
+            if num_options is None:
+                num_options = len(options)
+            if len(options) != num_options or not options:
+                raise ValueError(
+                    f"row {index} has {len(options)} options, but multiple-choice batches need the same non-zero "
+                    f"number of options per row (first row: {num_options})"
+                )
+            labels.append(_answer_index(_field(row, "answer", index), options, index))
+            texts.extend(options)
+        return texts, labels, num_options
+
+
+def video_ids(videos: Sequence[Any]) -> torch.Tensor:
+    """Integer id per distinct video of a batch ``(B,)``, in order of first appearance.
+
+    Paths (and other hashable sources) are compared by value; decoded arrays and file objects by identity.
+    """
+    ids: dict[Any, int] = {}
+    out = []
+    for video in videos:
+        key = video if isinstance(video, Hashable) and not hasattr(video, "read") else ("object", id(video))
+        out.append(ids.setdefault(key, len(ids)))
+    return torch.tensor(out, dtype=torch.long)
+
+
+def _field(row: Mapping[str, Any], name: str, index: int) -> Any:
+    try:
+        return row[name]
+    except KeyError:
+        raise KeyError(f"row {index} has no {name!r} field (fields: {sorted(row)})") from None
+
+
+def _answer_index(answer: Any, options: list[str], row_index: int) -> int:
+    if isinstance(answer, (int, np.integer)) and not isinstance(answer, bool):
+        if not 0 <= answer < len(options):
+            raise ValueError(f"row {row_index}: answer index {answer} is out of range for {len(options)} options")
+        return int(answer)
+    try:
+        return options.index(str(answer))
+    except ValueError:
+        raise ValueError(f"row {row_index}: answer {answer!r} is not one of the options {options}") from None

@@ -1,0 +1,180 @@
+"""Tests of VideoTextProcessor: outputs, masking, determinism, save/load round trip, subclass defaults."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hf_videolang.errors import EmptyTextError
+from hf_videolang.processing_utils import VideoTextProcessor
+from hf_videolang.video.io import read_frames
+
+
+def make_processor(tokenizer, **kwargs) -> VideoTextProcessor:
+    settings = dict(num_frames=4, image_size=32, patch_size=8, mask_ratio=0.5, max_length=12, mlm_probability=0.5)
+    settings.update(kwargs)
+    return VideoTextProcessor(tokenizer, **settings)
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_outputs_shapes_dtypes_and_values(tiny_tokenizer, small_video):
+    path, _ = small_video
+    processor = make_processor(tiny_tokenizer)
+    texts = ["a red square moves right", "the dog"]
+    batch = processor(
+        videos=[path, path], text=texts, training=True, return_masks=True, return_mlm=True, generator=seeded(0)
+    )
+
+    assert batch["pixel_values"].shape == (2, 4, 3, 32, 32)
+    assert batch["pixel_values"].dtype == torch.float32
+    # Normalized with ImageNet statistics: values leave [0, 1].
+    assert batch["pixel_values"].min() < 0
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == batch["mlm_labels"].shape
+    assert batch["input_ids"].shape == (2, 7)  # [CLS] + 5 words + [SEP], padded to the longest
+    assert batch["attention_mask"][1].tolist() == [1, 1, 1, 1, 0, 0, 0]
+    assert processor.decode(batch["input_ids"][0], skip_special_tokens=True) == texts[0]
+    assert processor.batch_decode(batch["input_ids"], skip_special_tokens=True) == texts
+
+    masks = batch["bool_masked_pos"]
+    assert masks.dtype == torch.bool and masks.shape == (2, processor.num_visual_tokens) == (2, 4 * 16)
+    # Tube masking: the same 8 of the 16 patches of every frame.
+    per_frame = masks.view(2, 4, 16)
+    assert (per_frame.sum(-1) == 8).all()
+    assert (per_frame == per_frame[:, :1]).all()
+
+
+def test_mlm_labels_mark_exactly_the_corrupted_positions(tiny_tokenizer):
+    processor = make_processor(tiny_tokenizer, mlm_probability=0.5)
+    texts = ["the red circle moves left then stops", "a dog"]
+    batch = processor(text=texts, return_mlm=True, generator=seeded(3))
+    ids, mlm_ids, labels = batch["input_ids"], batch["mlm_input_ids"], batch["mlm_labels"]
+    selected = labels != -100
+    assert selected.any()
+    assert torch.equal(labels[selected], ids[selected])  # labels are the original tokens
+    assert torch.equal(mlm_ids[~selected], ids[~selected])  # nothing else changes
+    special = torch.isin(ids, torch.tensor(tiny_tokenizer.all_special_ids))
+    assert not (selected & special).any()  # [CLS], [SEP], [PAD] are never selected
+
+
+def test_eval_mode_is_deterministic_and_path_equals_decoded_frames(tiny_tokenizer, small_video):
+    path, _ = small_video
+    processor = make_processor(tiny_tokenizer)
+    first = processor(videos=path)["pixel_values"]
+    second = processor(videos=path)["pixel_values"]
+    assert torch.equal(first, second)
+
+    # The same frames, already decoded, go through the same sampling and transform.
+    decoded = read_frames(path, list(range(24)))
+    from_array = processor(videos=decoded)["pixel_values"]
+    torch.testing.assert_close(from_array, first)
+    indices = processor.sampler(training=False)(24)
+    assert indices == [3, 9, 15, 21]  # middles of 4 equal segments of 24 frames
+    torch.testing.assert_close(processor.transform(decoded[indices]).unsqueeze(0), first)
+    # Encoded bytes and a list of PIL frames are single videos too.
+    with open(path, "rb") as file:
+        torch.testing.assert_close(processor(videos=file.read())["pixel_values"], first)
+    torch.testing.assert_close(processor(videos=[Image.fromarray(frame) for frame in decoded])["pixel_values"], first)
+    # A (B, T, H, W, 3) array is a batch of videos.
+    assert processor(videos=np.stack([decoded, decoded]))["pixel_values"].shape == (2, 4, 3, 32, 32)
+
+
+def test_training_randomness_follows_the_generator(tiny_tokenizer, small_video):
+    path, _ = small_video
+    processor = make_processor(tiny_tokenizer)
+
+    def run(seed):
+        return processor(
+            videos=path, text="a dog", training=True, return_masks=True, return_mlm=True, generator=seeded(seed)
+        )
+
+    a, b, c = run(0), run(0), run(1)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert not torch.equal(a["bool_masked_pos"], c["bool_masked_pos"])
+
+
+def test_save_and_load_round_trip(tiny_tokenizer, small_video, tmp_path):
+    path, _ = small_video
+    processor = make_processor(tiny_tokenizer, text_masking="whole_word", short_video="stretch", num_frames=32)
+    processor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "processor_config.json").read_text())
+    assert saved["num_frames"] == 32 and saved["text_masking"] == "whole_word" and saved["mean"] == processor.mean
+    assert saved["processor_class"] == "VideoTextProcessor"
+    assert not any(key.startswith("_") for key in saved)  # helper objects are rebuilt, not saved
+
+    loaded = VideoTextProcessor.from_pretrained(tmp_path)
+    assert loaded.to_dict() == processor.to_dict()
+    assert loaded.tokenizer.get_vocab() == tiny_tokenizer.get_vocab()
+
+    def run(p):
+        texts = ["the red square moves", "a cat"]
+        return p(videos=path, text=texts, training=True, return_masks=True, return_mlm=True, generator=seeded(7))
+
+    original, reloaded = run(processor), run(loaded)
+    assert original.keys() == reloaded.keys()
+    for key in original:
+        assert torch.equal(original[key], reloaded[key]), key
+    # 24 frames stretched over 32 positions.
+    assert original["pixel_values"].shape[1] == 32
+
+
+class _ShortClipProcessor(VideoTextProcessor):
+    num_frames = 2
+    mask_ratio = 0.75
+    image_size = 32
+    patch_size = 8
+
+
+def test_subclass_defaults_and_overrides(tiny_tokenizer, small_video, tmp_path):
+    path, _ = small_video
+    processor = _ShortClipProcessor(tiny_tokenizer)
+    assert (processor.num_frames, processor.mask_ratio, processor.image_size) == (2, 0.75, 32)
+    masks = processor(videos=path, return_masks=True, generator=seeded(0))["bool_masked_pos"]
+    assert masks.shape == (1, 2 * 16) and masks.sum() == 2 * 12
+
+    overridden = _ShortClipProcessor(tiny_tokenizer, num_frames=4)
+    assert overridden.num_frames == 4 and overridden.mask_ratio == 0.75
+    overridden.save_pretrained(tmp_path)
+    assert _ShortClipProcessor.from_pretrained(tmp_path).num_frames == 4
+
+
+@pytest.mark.parametrize("bad_text", ["", "   ", ["a dog", "\n"]])
+def test_empty_text_raises(tiny_tokenizer, bad_text):
+    with pytest.raises(EmptyTextError, match="empty"):
+        make_processor(tiny_tokenizer)(text=bad_text)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"image_size": 30}, "multiple of patch_size"),
+        ({"mask_ratio": 1.0}, "mask_ratio"),
+        ({"text_masking": "span"}, "text_masking"),
+        ({"short_video": "loop"}, "short_video"),
+        ({"num_frames": 3, "tubelet_size": 2}, "tubelet_size"),
+    ],
+)
+def test_invalid_settings_raise(tiny_tokenizer, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_processor(tiny_tokenizer, **kwargs)
+
+
+def test_call_argument_errors(tiny_tokenizer):
+    processor = make_processor(tiny_tokenizer)
+    with pytest.raises(ValueError, match="videos, text"):
+        processor()
+    with pytest.raises(ValueError, match="return_masks"):
+        processor(text="a dog", return_masks=True)
+    with pytest.raises(ValueError, match="return_tensors"):
+        processor(text="a dog", return_tensors="np")
+    semantic = make_processor(tiny_tokenizer, mask_type="semantic")
+    assert not semantic.makes_visual_masks
+    with pytest.raises(ValueError, match="inside the model"):
+        semantic(videos=np.zeros((4, 32, 32, 3), np.uint8), return_masks=True)
