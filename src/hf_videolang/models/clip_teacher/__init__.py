@@ -1,0 +1,3 @@
+from .modeling_clip_teacher import ClipTeacherForImageTextPreTraining, ClipTeacherOutput
+
+__all__ = ["ClipTeacherForImageTextPreTraining", "ClipTeacherOutput"]
