@@ -23,6 +23,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push(args: argparse.Namespace) -> int:
+    from .hub.push import push_to_hub
+
+    record = push_to_hub(args.folder, args.repo_id, card=args.card, private=args.private, revision=args.revision,
+                         record_dir=args.record_dir)  # fmt: skip
+    print(f"pushed {args.folder} to {record['repo_id']}: {record['commit_url']}")
+    print(f"record: {record['record_path']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-videolang", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -42,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--num-videos", type=int, default=None)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+
+    push = sub.add_parser("push", help="upload a saved model folder and its card to the Hub ($HF_ENDPOINT)")
+    push.add_argument("folder", help="folder written by save_pretrained / save_with_remote_code")
+    push.add_argument("--repo-id", required=True, help="ORG/NAME")
+    push.add_argument("--card", default=None, help="card source (e.g. umt-b16) rendered when the folder has no README")
+    push.add_argument("--private", action="store_true", help="create the repository as private")
+    push.add_argument("--revision", default=None, help="branch to push to (default: main)")
+    push.add_argument("--record-dir", default="hub_uploads", help="where the JSON record of the push goes")
+    push.set_defaults(func=_push)
     return parser
 
 
