@@ -3,6 +3,42 @@
 _REGISTERED = False
 
 
+def _register_models() -> None:
+    """Register the configs, models and processors of every method with transformers' Auto classes.
+
+    ``exist_ok=True`` keeps this safe when another copy of a class (e.g. a ``trust_remote_code`` bundle) registered
+    the same ``model_type`` first.
+    """
+    from transformers import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForPreTraining,
+        AutoModelForVideoClassification,
+        AutoModelForVisualQuestionAnswering,
+        AutoProcessor,
+    )
+
+    from .models.umt import (
+        UmtConfig,
+        UmtForPreTraining,
+        UmtForVideoClassification,
+        UmtForVideoQuestionAnswering,
+        UmtModel,
+        UmtProcessor,
+        UmtVisionConfig,
+        UmtVisionModel,
+    )
+
+    AutoConfig.register(UmtConfig.model_type, UmtConfig, exist_ok=True)
+    AutoConfig.register(UmtVisionConfig.model_type, UmtVisionConfig, exist_ok=True)
+    AutoModel.register(UmtConfig, UmtModel, exist_ok=True)
+    AutoModel.register(UmtVisionConfig, UmtVisionModel, exist_ok=True)
+    AutoModelForPreTraining.register(UmtConfig, UmtForPreTraining, exist_ok=True)
+    AutoModelForVideoClassification.register(UmtConfig, UmtForVideoClassification, exist_ok=True)
+    AutoModelForVisualQuestionAnswering.register(UmtConfig, UmtForVideoQuestionAnswering, exist_ok=True)
+    AutoProcessor.register(UmtConfig, UmtProcessor, exist_ok=True)
+
+
 def register_all() -> None:
     """Register every config, model, processor and pipeline. Idempotent."""
     global _REGISTERED
@@ -10,5 +46,6 @@ def register_all() -> None:
         return
     from .pipelines import register_pipelines
 
+    _register_models()
     register_pipelines()
     _REGISTERED = True

@@ -172,6 +172,9 @@ class UmtConfig(PreTrainedConfig):
         uta_loss_weight, vtc_loss_weight, vtm_loss_weight, mlm_loss_weight (`float`, default 1.0): loss weights
             (Table 6: all 1); 0 disables a term.
         answer_list (`list[str]`, defaults to `[]`): candidate answers for video question answering heads.
+        answer_token_ids (`list[list[int]]`, defaults to `[]`): the tokenized answers (``[CLS] answer [SEP]``, no
+            padding) that the QA answer decoder ranks, one per ``answer_list`` entry; the pipeline calls the model
+            without a tokenizer, so they live here (``UmtForVideoQuestionAnswering.set_answer_list`` fills both).
         initializer_range (`float`, defaults to 0.02): std for new linear layers where xavier is not used.
     """
 
@@ -202,6 +205,7 @@ class UmtConfig(PreTrainedConfig):
     vtm_loss_weight: float | int = 1.0
     mlm_loss_weight: float | int = 1.0
     answer_list: list[str] | None = None
+    answer_token_ids: list[list[int]] | None = None
     initializer_range: float = 0.02
     tie_word_embeddings: bool = True
 
@@ -223,6 +227,8 @@ class UmtConfig(PreTrainedConfig):
             self.teacher_config = dict(_CLIP_B16)
         if self.answer_list is None:
             self.answer_list = []
+        if self.answer_token_ids is None:
+            self.answer_token_ids = []
         super().__post_init__(**kwargs)
         if self.teacher_image_size is None:
             self.teacher_image_size = self.vision_config.image_size
@@ -238,6 +244,13 @@ class UmtConfig(PreTrainedConfig):
             value = getattr(self, name)
             if value < 0 or not math.isfinite(value):
                 raise ValueError(f"UmtConfig: {name} must be a finite number >= 0, got {value}.")
+        if self.answer_token_ids and len(self.answer_token_ids) != len(self.answer_list):
+            raise ValueError(
+                f"UmtConfig: answer_token_ids has {len(self.answer_token_ids)} entries but answer_list has "
+                f"{len(self.answer_list)}; tokenize every answer (UmtForVideoQuestionAnswering.set_answer_list)."
+            )
+        if any(len(ids) < 2 for ids in self.answer_token_ids):
+            raise ValueError("UmtConfig: every entry of answer_token_ids needs a start token and at least one more.")
         if self.projection_dim <= 0:
             raise ValueError(f"UmtConfig: projection_dim must be positive, got {self.projection_dim}.")
         if self.pretraining_stage == 1 and self.uta_loss_weight == 0:

@@ -13,6 +13,7 @@ checkpoints map one to one (``patch_embed.proj``, ``blocks.N.attn.{qkv,q_bias,v_
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import BertModel, CLIPVisionConfig, CLIPVisionModelWithProjection
+from transformers import BertLMHeadModel, BertModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.masking_utils import create_bidirectional_mask
@@ -31,6 +32,7 @@ from transformers.models.bert.configuration_bert import BertConfig
 from transformers.models.bert.modeling_bert import BertAttention, BertIntermediate, BertOnlyMLMHead, BertOutput
 from transformers.utils import ModelOutput
 
+from ...evaluation.retrieval import place_above
 from ...layers import AbsolutePositionEmbedding, Attention, Block, LayerScale, PatchEmbed3d
 from ...losses import (
     MaskedLanguageModelingLoss,
@@ -504,14 +506,17 @@ class UmtCrossModalEncoder(UmtPreTrainedModel):
 class UmtModel(UmtPreTrainedModel):
     """UMT's encoders: the student, and in stage 2 the text encoder, the cross-modal decoder and the VTC projections.
 
+    `add_text_model=False` builds the student alone whatever the stage (video classification).
+
     `get_video_features` / `get_text_features` return the L2-normalized projections used for retrieval
     (the authors' `vision_proj(pooled)` and `text_proj(CLS)`).
     """
 
-    def __init__(self, config: UmtConfig) -> None:
+    def __init__(self, config: UmtConfig, add_text_model: bool = True) -> None:
         super().__init__(config)
         self.vision_model = UmtVisionModel._from_config(config.vision_config)
-        self.has_text = config.text_config is not None
+        # Video-only heads (classification) skip the text side even with a stage-2 config.
+        self.has_text = config.text_config is not None and add_text_model
         if self.has_text:
             self.text_model = BertModel._from_config(config.text_config, add_pooling_layer=False)
             self.fusion_model = UmtCrossModalEncoder._from_config(config.cross_modal_config)
@@ -764,8 +769,431 @@ class UmtForPreTraining(UmtPreTrainedModel):
         )
 
 
+# ---------------------------------------------------------------------------------------------------- task heads
+#
+# Adapted from a reading of OpenGVLab/unmasked_teacher@4fb4049 (`multi_modality/models/umt_qa.py`,
+# `tasks/retrieval_utils.py`, `tasks/retrieval_mc.py`, `single_modality/models/modeling_finetune.py`). Head names
+# (`umt`, `vtm_head`) match `UmtForPreTraining`, so a stage-2 pre-training checkpoint loads into every head.
+
+# Weight of the VTM probability in the multiple-choice score, the rest going to the VTC softmax over the options
+# (the authors' `retrieval_mc.py`: `0.7 * itm + 0.3 * sim`).
+_MC_VTM_WEIGHT = 0.7
+# Logit of the answers that the first-token pre-selection drops; finite so that averaging clips stays finite, and
+# representable in float16.
+_UNRANKED_ANSWER_LOGIT = -1e4
+# Pre-training weights that the task heads do not use.
+_PRETRAINING_ONLY_KEYS = [r"^teacher\.", r"^uta_head\.", r"^mlm_head\."]
+
+
+@dataclass
+class UmtVideoTextRetrievalOutput(ModelOutput):
+    """
+    Args:
+        logits_per_text (`torch.FloatTensor` of shape `(B_t, B_v)`): VTC scores, `exp(logit_scale)` times cosine.
+        logits_per_video (`torch.FloatTensor` of shape `(B_v, B_t)`): their transpose.
+        reranked_logits_per_text (`torch.FloatTensor` of shape `(B_t, B_v)`, *optional*): with `rerank_top_k`, the
+            `k` best videos of each text re-scored by VTM (positive-class logit) and placed above all others, which
+            keep their VTC order (UMT §3.3; the authors' `k_test`).
+        reranked_logits_per_video (`torch.FloatTensor` of shape `(B_v, B_t)`, *optional*): the same for the `k`
+            best texts of each video.
+        video_embeds (`torch.FloatTensor` of shape `(B_v, P)`), text_embeds (`torch.FloatTensor` of shape
+            `(B_t, P)`): L2-normalized embeddings.
+    """
+
+    logits_per_text: torch.FloatTensor | None = None
+    logits_per_video: torch.FloatTensor | None = None
+    reranked_logits_per_text: torch.FloatTensor | None = None
+    reranked_logits_per_video: torch.FloatTensor | None = None
+    video_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+
+
+@dataclass
+class UmtVideoQuestionAnsweringOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): mean negative log-likelihood of the target answers
+            (`answer_input_ids`).
+        logits (`torch.FloatTensor` of shape `(B, num_answers)`): answer scores over `config.answer_list`: the
+            decoder's log-likelihood of each pre-selected answer, `-1e4` for the others (see
+            `UmtForVideoQuestionAnswering.rank_answers`).
+        question_states (`torch.FloatTensor` of shape `(B, L, D)`): the question tokens fused with the video.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    question_states: torch.FloatTensor | None = None
+
+
+@dataclass
+class UmtVideoClassificationOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): cross-entropy with `labels`.
+        logits (`torch.FloatTensor` of shape `(B, num_labels)`): class scores.
+        pooler_output (`torch.FloatTensor` of shape `(B, D)`): the pooled video features the classifier reads.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+
+
+def _flatten_candidates(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if input_ids.ndim != 3:
+        raise ValueError(f"score_candidates: input_ids must be (B, K, L), got shape {tuple(input_ids.shape)}.")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    if attention_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"score_candidates: attention_mask {tuple(attention_mask.shape)} does not match input_ids "
+            f"{tuple(input_ids.shape)}."
+        )
+    return input_ids.flatten(0, 1), attention_mask.flatten(0, 1)
+
+
+class _UmtMatchingMixin:
+    """VTM scoring shared by the retrieval and QA heads; needs `self.umt` (a `UmtModel`) and `self.vtm_head`."""
+
+    umt: UmtModel
+    vtm_head: nn.Linear
+
+    def get_video_states(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Video tokens the matching head attends to, `(B, T, C, H, W) -> (B, T * h * w, D)`."""
+        return self.umt.vision_model(pixel_values).last_hidden_state
+
+    def matching_logits(
+        self, video_states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """VTM logits `(K, 2)` (class 1 = match) of `K` aligned pairs: `(K, N, D)` video tokens, `(K, L)` texts."""
+        if video_states.shape[0] != input_ids.shape[0]:
+            raise ValueError(
+                f"matching_logits: got {video_states.shape[0]} videos for {input_ids.shape[0]} texts; "
+                "pairs must align."
+            )
+        text_states = self.umt.encode_text(input_ids, attention_mask)
+        return self.vtm_head(self.umt.fuse(text_states, attention_mask, video_states)[:, 0])
+
+    def rerank(self, video_states: torch.Tensor, text_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Matching scores `(K,)` of `K` aligned pairs: the VTM positive-class logit, as the authors' `k_test`
+        re-ranking (`itm_head(...)[:, 1]`). Hook of `hf_videolang.evaluation.retrieval.evaluate_retrieval`."""
+        return self.matching_logits(video_states, text_inputs["input_ids"], text_inputs.get("attention_mask"))[:, 1]
+
+    @torch.no_grad()
+    def score_candidates(
+        self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Multiple-choice scores of `K` candidate texts per video.
+
+        The score mixes the VTM match probability with the VTC softmax over the options, `0.7 * p_vtm + 0.3 *
+        p_vtc`, as the authors' MSR-VTT MC evaluation (`tasks/retrieval_mc.py`), and is returned as a log so that
+        a softmax over the candidates (the pipeline's) renormalizes that mixture.
+
+        Args:
+            pixel_values: `(B, T, C, H, W)`.
+            input_ids, attention_mask: `(B, K, L)`; row `k` is candidate `k` (or the pair (question, candidate k)).
+                Padded rows (attention mask all 0) score `-inf`.
+
+        Returns:
+            `(B, K)` log mixture scores (higher = better).
+        """
+        batch_size, num_candidates = input_ids.shape[:2]
+        flat_ids, flat_mask = _flatten_candidates(input_ids, attention_mask)
+        vision_output = self.umt.vision_model(pixel_values)
+        video_embeds = F.normalize(self.umt.vision_projection(vision_output.pooler_output), dim=-1)
+        video_states = vision_output.last_hidden_state.repeat_interleave(num_candidates, dim=0)
+        # Padded rows get a [CLS]-only mask so that attention stays defined; their score is masked below.
+        padded = flat_mask.sum(dim=1) == 0
+        flat_mask = flat_mask.clone()
+        flat_mask[padded, 0] = 1
+        text_states = self.umt.encode_text(flat_ids, flat_mask)
+        text_embeds = F.normalize(self.umt.text_projection(text_states[:, 0]), dim=-1)
+        vtm = self.vtm_head(self.umt.fuse(text_states, flat_mask, video_states)[:, 0]).softmax(dim=-1)[:, 1]
+
+        text_embeds = text_embeds.view(batch_size, num_candidates, -1)
+        similarity = self.umt.logit_scale.exp() * (text_embeds @ video_embeds[..., None]).squeeze(-1)
+        similarity = similarity.masked_fill(padded.view(batch_size, num_candidates), float("-inf"))
+        mixture = _MC_VTM_WEIGHT * vtm.view(batch_size, num_candidates) + (1 - _MC_VTM_WEIGHT) * similarity.softmax(-1)
+        return mixture.log().masked_fill(padded.view(batch_size, num_candidates), float("-inf"))
+
+
+class UmtForVideoTextRetrieval(_UmtMatchingMixin, UmtPreTrainedModel):
+    """UMT for text-video retrieval (UMT §3.3): VTC dual-encoder scores, VTM re-ranking of the top `k` candidates.
+
+    Implements the hooks of `hf_videolang.evaluation.retrieval` (`get_video_features`, `get_text_features`,
+    `get_video_states`, `rerank`) and `score_candidates` for multiple choice.
+    """
+
+    _keys_to_ignore_on_load_unexpected = _PRETRAINING_ONLY_KEYS
+
+    def __init__(self, config: UmtConfig) -> None:
+        super().__init__(config)
+        if config.text_config is None:
+            raise ValueError("UmtForVideoTextRetrieval needs the text side: use a stage-2 config (pretraining_stage=2).")
+        self.umt = UmtModel(config)
+        self.vtm_head = nn.Linear(config.text_config.hidden_size, 2)
+        self.post_init()
+
+    def get_video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """L2-normalized `(B, P)` video embeddings."""
+        return self.umt.get_video_features(pixel_values)
+
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalized `(B, P)` text embeddings."""
+        return self.umt.get_text_features(input_ids, attention_mask)
+
+    def _rerank_rows(
+        self,
+        scores: torch.Tensor,
+        video_states: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        top_k: int,
+        rows_are_texts: bool,
+    ) -> torch.Tensor:
+        """Re-score the `top_k` columns of each row of `scores` with VTM and put them above the rest."""
+        num_rows, num_cols = scores.shape
+        top = scores.topk(min(top_k, num_cols), dim=1).indices  # (R, k)
+        rows = torch.arange(num_rows, device=scores.device)[:, None].expand_as(top)
+        video_index, text_index = (top, rows) if rows_are_texts else (rows, top)
+        video_index, text_index = video_index.flatten(), text_index.flatten()
+        mask = attention_mask[text_index] if attention_mask is not None else None
+        vtm = self.matching_logits(video_states[video_index], input_ids[text_index], mask)[:, 1]
+        return place_above(scores, top, vtm.view_as(top).to(scores.dtype))
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        rerank_top_k: int | None = None,
+    ) -> UmtVideoTextRetrievalOutput:
+        """Score every video against every text.
+
+        Args:
+            pixel_values: `(B_v, T, C, H, W)`.
+            input_ids, attention_mask: `(B_t, L)`.
+            rerank_top_k: re-rank the `k` best candidates of each query with VTM (both directions); `None` keeps
+                the VTC scores only. The authors use `k_test = 128`.
+        """
+        vision_output = self.umt.vision_model(pixel_values)
+        video_embeds = F.normalize(self.umt.vision_projection(vision_output.pooler_output), dim=-1)
+        text_embeds = self.umt.get_text_features(input_ids, attention_mask)
+        logits_per_text = self.umt.logit_scale.exp() * text_embeds @ video_embeds.T
+        reranked_t2v = reranked_v2t = None
+        if rerank_top_k is not None:
+            if rerank_top_k < 1:
+                raise ValueError(f"rerank_top_k must be at least 1, got {rerank_top_k}.")
+            states = vision_output.last_hidden_state
+            reranked_t2v = self._rerank_rows(logits_per_text, states, input_ids, attention_mask, rerank_top_k, True)
+            reranked_v2t = self._rerank_rows(
+                logits_per_text.T, states, input_ids, attention_mask, rerank_top_k, False
+            )
+        return UmtVideoTextRetrievalOutput(
+            logits_per_text=logits_per_text,
+            logits_per_video=logits_per_text.T,
+            reranked_logits_per_text=reranked_t2v,
+            reranked_logits_per_video=reranked_v2t,
+            video_embeds=video_embeds,
+            text_embeds=text_embeds,
+        )
+
+
+def _answer_decoder_config(config: BertConfig) -> BertConfig:
+    """The answer decoder: a causal BERT with cross-attention, as deep as the cross-modal decoder (the authors'
+    `build_bert_decoder`: `num_hidden_layers - fusion_layer` layers, initialized from the fusion layers)."""
+    decoder = copy.deepcopy(config)
+    decoder.is_decoder = True
+    decoder.add_cross_attention = True
+    return decoder
+
+
+class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
+    """UMT for video question answering, as the authors' `UMT_QA` (ALBEF-style, UMT §4.3 "Video QA").
+
+    The question runs through the text encoder and the cross-modal decoder (attending to the video); a BERT answer
+    decoder then reads those fused question states and scores each candidate of `config.answer_list` by the
+    log-likelihood of its tokens. `forward(pixel_values, input_ids, attention_mask).logits` is `(B, num_answers)`,
+    the contract of the `video-question-answering` pipeline; `score_candidates` ranks multiple-choice options with
+    VTM (pre-trained `vtm_head`).
+
+    The candidates come from `config.answer_token_ids`; set them with :meth:`set_answer_list`.
+    """
+
+    _keys_to_ignore_on_load_unexpected = _PRETRAINING_ONLY_KEYS
+
+    def __init__(self, config: UmtConfig) -> None:
+        super().__init__(config)
+        if config.text_config is None:
+            raise ValueError(
+                "UmtForVideoQuestionAnswering needs the text side: use a stage-2 config (pretraining_stage=2)."
+            )
+        self.umt = UmtModel(config)
+        self.vtm_head = nn.Linear(config.text_config.hidden_size, 2)
+        self.answer_decoder = BertLMHeadModel._from_config(_answer_decoder_config(config.cross_modal_config))
+        self.post_init()
+
+    def set_answer_list(self, answers: Sequence[str], tokenizer, max_length: int = 5) -> None:
+        """Store `answers` and their tokens (`[CLS] answer [SEP]`, at most `max_length` tokens; the authors'
+        `max_a_len = 5` with `eos = "[SEP]"`) in the config, so the model ranks them and the pipeline names them."""
+        answers = list(answers)
+        if not answers:
+            raise ValueError("set_answer_list: answers is empty.")
+        encoding = tokenizer(answers, truncation=True, max_length=max_length, add_special_tokens=True)
+        self.config.answer_list = answers
+        self.config.answer_token_ids = [list(ids) for ids in encoding["input_ids"]]
+
+    def _answer_tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """`config.answer_token_ids`, right-padded: `(A, L_a)` ids and attention mask."""
+        token_ids = self.config.answer_token_ids
+        if not token_ids:
+            raise ValueError(
+                "UmtForVideoQuestionAnswering has no tokenized answers (config.answer_token_ids); call "
+                "model.set_answer_list(answers, tokenizer) first."
+            )
+        length = max(len(ids) for ids in token_ids)
+        ids = torch.zeros(len(token_ids), length, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, answer in enumerate(token_ids):
+            ids[row, : len(answer)] = torch.tensor(answer)
+            mask[row, : len(answer)] = 1
+        return ids.to(device), mask.to(device)
+
+    def encode_question(
+        self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Question tokens fused with the video: `(B, L, D)`."""
+        video_states = self.umt.vision_model(pixel_values).last_hidden_state
+        return self.umt.fuse(self.umt.encode_text(input_ids, attention_mask), attention_mask, video_states)
+
+    def answer_token_log_probs(
+        self,
+        question_states: torch.Tensor,
+        question_mask: torch.Tensor | None,
+        answer_ids: torch.Tensor,
+        answer_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Log-probability of every answer token after the start token, `(N, L_a - 1)`, 0 at padding.
+
+        Args:
+            question_states: `(N, L_q, D)` fused question tokens; question_mask: `(N, L_q)`.
+            answer_ids, answer_mask: `(N, L_a)` answers starting with the start token (`[CLS]`).
+        """
+        logits = self.answer_decoder(
+            input_ids=answer_ids,
+            attention_mask=answer_mask,
+            encoder_hidden_states=question_states,
+            encoder_attention_mask=question_mask,
+        ).logits
+        log_probs = logits[:, :-1].float().log_softmax(dim=-1)
+        token_log_probs = log_probs.gather(-1, answer_ids[:, 1:, None]).squeeze(-1)
+        return token_log_probs * answer_mask[:, 1:]
+
+    def rank_answers(
+        self, question_states: torch.Tensor, question_mask: torch.Tensor | None, top_k: int = 128
+    ) -> torch.Tensor:
+        """Score the answer list, as the authors' `rank_answer` (ALBEF).
+
+        The `top_k` answers most likely by their first token are kept (the authors' `k_test = 128`); each gets
+        `log p(first token) + log p(answer tokens)`, the authors' score, which counts the first token twice (their
+        chain-rule sum adds the first-token log-probability to the full sequence loss).
+
+        Returns:
+            `(B, num_answers)` scores; answers outside the top k get `-1e4`.
+        """
+        answer_ids, answer_mask = self._answer_tensors(question_states.device)
+        batch_size, num_answers = question_states.shape[0], answer_ids.shape[0]
+        if question_mask is None:
+            question_mask = torch.ones(question_states.shape[:2], dtype=torch.long, device=question_states.device)
+        k = min(top_k, num_answers)
+        if k < num_answers:
+            # The first decoding step only sees the start token, shared by every answer.
+            start = answer_ids[:1, :1].expand(batch_size, 1)
+            first = self.answer_decoder(
+                input_ids=start, encoder_hidden_states=question_states, encoder_attention_mask=question_mask
+            ).logits[:, 0]
+            top = first.float().log_softmax(-1)[:, answer_ids[:, 1]].topk(k, dim=1).indices  # (B, k)
+        else:
+            top = torch.arange(num_answers, device=answer_ids.device).expand(batch_size, num_answers)
+        flat = top.flatten()
+        token_log_probs = self.answer_token_log_probs(
+            question_states.repeat_interleave(k, dim=0),
+            question_mask.repeat_interleave(k, dim=0),
+            answer_ids[flat],
+            answer_mask[flat],
+        )
+        scores = (token_log_probs[:, 0] + token_log_probs.sum(dim=1)).view(batch_size, k)
+        logits = scores.new_full((batch_size, num_answers), _UNRANKED_ANSWER_LOGIT)
+        return logits.scatter(1, top, scores)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        answer_input_ids: torch.Tensor | None = None,
+        answer_attention_mask: torch.Tensor | None = None,
+        answer_weights: torch.Tensor | None = None,
+        top_k: int = 128,
+    ) -> UmtVideoQuestionAnsweringOutput:
+        """
+        Args:
+            pixel_values: `(B, T, C, H, W)`.
+            input_ids, attention_mask: `(B, L_q)` questions.
+            answer_input_ids, answer_attention_mask: `(B, L_a)` target answers (`[CLS] answer [SEP]`) for training;
+                when given, `loss` is their negative log-likelihood and the answer list is not ranked.
+            answer_weights: `(B,)` weight of each target (the authors weight the answers of one question by their
+                frequency); the loss is `sum(weight * nll) / B`, a plain mean without weights.
+            top_k: answers pre-selected by their first token before full scoring (the authors' `k_test`).
+        """
+        question_states = self.encode_question(pixel_values, input_ids, attention_mask)
+        if answer_input_ids is None:
+            return UmtVideoQuestionAnsweringOutput(
+                logits=self.rank_answers(question_states, attention_mask, top_k), question_states=question_states
+            )
+        if answer_attention_mask is None:
+            answer_attention_mask = torch.ones_like(answer_input_ids)
+        nll = -self.answer_token_log_probs(
+            question_states, attention_mask, answer_input_ids, answer_attention_mask
+        ).sum(dim=1)
+        if answer_weights is not None:
+            nll = nll * answer_weights
+        return UmtVideoQuestionAnsweringOutput(loss=nll.sum() / nll.shape[0], question_states=question_states)
+
+
+class UmtForVideoClassification(UmtPreTrainedModel):
+    """UMT student with a linear classifier on the pooled tokens (the authors' single-modality fine-tuning:
+    mean pooling, norm, linear head). Registered with `AutoModelForVideoClassification`, so transformers'
+    `video-classification` pipeline runs it; `config.num_labels` / `id2label` name the classes."""
+
+    accepts_loss_kwargs = False
+    _keys_to_ignore_on_load_unexpected = [
+        *_PRETRAINING_ONLY_KEYS,
+        r"^vtm_head\.",
+        r"^umt\.(text_model|fusion_model|vision_projection|text_projection|logit_scale)",
+    ]
+
+    def __init__(self, config: UmtConfig) -> None:
+        super().__init__(config)
+        self.umt = UmtModel(config, add_text_model=False)
+        self.classifier = nn.Linear(config.vision_config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> UmtVideoClassificationOutput:
+        """`pixel_values` `(B, T, C, H, W)`, optional `labels` `(B,)` class indices."""
+        pooled = self.umt.vision_model(pixel_values).pooler_output
+        logits = self.classifier(pooled)
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return UmtVideoClassificationOutput(loss=loss, logits=logits, pooler_output=pooled)
+
+
 __all__ = [
     "UmtForPreTraining",
+    "UmtForVideoClassification",
+    "UmtForVideoQuestionAnswering",
+    "UmtForVideoTextRetrieval",
     "UmtModel",
     "UmtPreTrainedModel",
     "UmtTeacher",
