@@ -1,0 +1,304 @@
+"""Shared pieces of the UMT training scripts: argument dataclasses, parsing, data loading, model/processor set-up.
+
+Each script (``umt_pretrain_stage1.py``, ``umt_pretrain_stage2.py``, ``umt_finetune_retrieval.py``,
+``umt_finetune_qa.py``) parses ``ModelArguments``, ``DataArguments`` and ``VideoTextTrainingArguments`` with
+``HfArgumentParser`` (from the command line or from one ``.json`` file) and builds everything else from them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from transformers import AutoTokenizer, BatchFeature, HfArgumentParser
+from transformers.utils import logging
+
+from hf_videolang.data import load_annotations
+from hf_videolang.models.umt import UmtConfig, UmtProcessor
+from hf_videolang.training import VideoTextCollator, VideoTextTrainingArguments
+
+logger = logging.get_logger("hf_videolang.training_scripts")
+
+
+
+@dataclass
+class ModelArguments:
+    """Where the model, its configuration, its teacher and its tokenizer come from."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "A UMT checkpoint (folder or Hub id) to start from; its processor is reused when saved."},
+    )
+    config_name: str | None = field(
+        default=None, metadata={"help": "A UmtConfig (folder with config.json, or the json file) for a new model."}
+    )
+    preset: str | None = field(
+        default=None, metadata={"help": "A paper preset for a new model: 'umt-b16' or 'umt-l16' (UMT §4.1)."}
+    )
+    teacher_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "A CLIP vision checkpoint (CLIPVisionModelWithProjection) loaded as the unmasked teacher."},
+    )
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "Tokenizer (BERT WordPiece); default: the one saved with the checkpoint."}
+    )
+
+
+@dataclass
+class DataArguments:
+    """Annotation files (the package's JSONL formats) or a ``datasets`` dataset with the same columns."""
+
+    train_file: str | None = field(default=None, metadata={"help": "Training annotations (.jsonl or .json list)."})
+    validation_file: str | None = field(default=None, metadata={"help": "Validation annotations (.jsonl/.json)."})
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "A `datasets` dataset (name or local path) with the annotation columns."}
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of `dataset_name`."})
+    train_split_name: str = field(default="train", metadata={"help": "Training split of `dataset_name`."})
+    validation_split_name: str | None = field(
+        default="validation", metadata={"help": "Validation split of `dataset_name` (empty: no evaluation)."}
+    )
+    video_root: str | None = field(
+        default=None,
+        metadata={"help": "Folder relative video paths are resolved against (default: the annotation file's folder)."},
+    )
+    num_frames: int | None = field(
+        default=None, metadata={"help": "Frames per video (default: 8 in stage 1, 4 otherwise; UMT §4.1)."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training rows."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N validation rows."})
+
+    def __post_init__(self) -> None:
+        if self.train_file is None and self.dataset_name is None:
+            raise ValueError("DataArguments: pass --train_file (annotation JSONL) or --dataset_name.")
+        if self.train_file is not None and self.dataset_name is not None:
+            raise ValueError("DataArguments: pass either --train_file or --dataset_name, not both.")
+        for name in ("train_file", "validation_file"):
+            path = getattr(self, name)
+            if path is not None and not os.path.isfile(path):
+                raise FileNotFoundError(f"DataArguments: --{name} {path!r} does not exist.")
+        if self.num_frames is not None and self.num_frames < 1:
+            raise ValueError(f"DataArguments: --num_frames must be positive, got {self.num_frames}.")
+
+
+# ---------------------------------------------------------------------------------------------------- parsing
+
+
+def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple[Any, ...]:
+    """Parse ``dataclass_types`` from ``argv`` (default: ``sys.argv[1:]``), or from a single ``.json`` argument."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(dataclass_types)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def setup_logging(training_args: VideoTextTrainingArguments) -> None:
+    """Route transformers' and hf_videolang's logs at the process's level (warnings only on non-main ranks)."""
+    level = training_args.get_process_log_level()
+    logging.set_verbosity(level)
+    logging.enable_default_handler()
+    logging.enable_explicit_format()
+    datasets.utils.logging.set_verbosity(level)
+    logger.setLevel(level)
+
+
+# ---------------------------------------------------------------------------------------------------- data
+
+
+def load_split(data_args: DataArguments, split: str, task: str) -> datasets.Dataset | None:
+    """Rows of ``split`` (``"train"`` / ``"validation"``) for ``task``, or None when that split is not given.
+
+    ``task``: ``"retrieval"`` / ``"qa"`` (the package's annotation formats), or ``"video"``: any of them, keeping
+    one row per distinct video (stage 1 is video-only, UMT §3.2).
+    """
+    if data_args.dataset_name is not None:
+        name = data_args.train_split_name if split == "train" else data_args.validation_split_name
+        if not name:
+            return None
+        dataset = datasets.load_dataset(data_args.dataset_name, data_args.dataset_config_name, split=name)
+        dataset = _resolve_video_paths(dataset, data_args.video_root)
+    else:
+        path = data_args.train_file if split == "train" else data_args.validation_file
+        if path is None:
+            return None
+        dataset = _load_video_list(path, data_args.video_root) if task == "video" else (
+            load_annotations(path, video_root=data_args.video_root, task=task))
+    _check_columns(dataset, task, split)
+    if task == "video":
+        dataset = _distinct_videos(dataset)
+    limit = data_args.max_train_samples if split == "train" else data_args.max_eval_samples
+    if limit is not None:
+        dataset = dataset.select(range(min(limit, len(dataset))))
+    logger.info("%s split: %d rows", split, len(dataset))
+    return dataset
+
+
+_REQUIRED_COLUMNS = {"video": ("video",), "retrieval": ("video", "caption"), "qa": ("video", "question", "answer")}
+
+
+def _check_columns(dataset: datasets.Dataset, task: str, split: str) -> None:
+    missing = [name for name in _REQUIRED_COLUMNS[task] if name not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"the {split} data has no {missing} column(s) needed for {task!r} (columns: {dataset.column_names})."
+        )
+
+
+def _resolve_video_paths(dataset: datasets.Dataset, video_root: str | None) -> datasets.Dataset:
+    if video_root is None or "video" not in dataset.column_names:
+        return dataset
+
+    def resolve(row: dict[str, Any]) -> dict[str, Any]:
+        return {"video": row["video"] if os.path.isabs(row["video"]) else os.path.join(video_root, row["video"])}
+
+    return dataset.map(resolve)
+
+
+def _load_video_list(path: str, video_root: str | None) -> datasets.Dataset:
+    """Videos named by an annotation file of any task (only the ``"video"`` key is read)."""
+    file = Path(path)
+    text = file.read_text(encoding="utf-8")
+    records = json.loads(text) if file.suffix == ".json" else [json.loads(line) for line in text.splitlines()
+                                                              if line.strip()]  # fmt: skip
+    root = Path(video_root) if video_root is not None else file.parent
+    videos = []
+    for index, record in enumerate(records):
+        if not isinstance(record, Mapping) or not isinstance(record.get("video"), str):
+            raise ValueError(f"{path}: record {index} has no string 'video' field.")
+        video = Path(record["video"])
+        resolved = video if video.is_absolute() else root / video
+        if not resolved.is_file():
+            raise FileNotFoundError(f"{path}: record {index}: video {str(video)!r} not found (looked for {resolved}).")
+        videos.append(str(resolved.absolute()))
+    if not videos:
+        raise ValueError(f"{path}: no annotations in file.")
+    return datasets.Dataset.from_dict({"video": videos})
+
+
+def _distinct_videos(dataset: datasets.Dataset) -> datasets.Dataset:
+    seen: set[str] = set()
+    keep = [i for i, video in enumerate(dataset["video"]) if not (video in seen or seen.add(video))]
+    return dataset.select(keep).select_columns(["video"])
+
+
+# ---------------------------------------------------------------------------------------------------- model
+
+
+def load_config(model_args: ModelArguments, **overrides: Any) -> UmtConfig:
+    """The UmtConfig of a new model: ``--config_name`` or ``--preset`` (overrides replace top-level fields)."""
+    if model_args.config_name is not None:
+        config = UmtConfig.from_pretrained(model_args.config_name).to_dict()
+        config.pop("model_type", None)
+        config.pop("transformers_version", None)
+        config.update(overrides)
+        return UmtConfig(**config)
+    if model_args.preset is not None:
+        return UmtConfig.from_preset(model_args.preset, **overrides)
+    raise ValueError("ModelArguments: pass --model_name_or_path (a UMT checkpoint), --config_name or --preset.")
+
+
+def checkpoint_config(model_args: ModelArguments, **overrides: Any) -> UmtConfig:
+    """The config of ``--model_name_or_path`` with ``overrides``, validated again (``UmtConfig.__post_init__``)."""
+    config = UmtConfig.from_pretrained(model_args.model_name_or_path).to_dict()
+    for key in ("model_type", "transformers_version", "architectures"):
+        config.pop(key, None)
+    config.update(overrides)
+    return UmtConfig(**config)
+
+
+def finetuning_config(model_args: ModelArguments, **overrides: Any) -> UmtConfig:
+    """A stage-2 checkpoint's config for fine-tuning: no teacher, no UTA, no masking (UMT §4.1: fine-tuning sees
+    whole videos)."""
+    if model_args.model_name_or_path is None:
+        raise ValueError("ModelArguments: fine-tuning needs --model_name_or_path (a stage-2 UMT checkpoint).")
+    stage = UmtConfig.from_pretrained(model_args.model_name_or_path).pretraining_stage
+    if stage != 2:
+        raise ValueError(
+            f"{model_args.model_name_or_path} is a stage-{stage} checkpoint; fine-tuning needs the text side of a "
+            "stage-2 checkpoint (run umt_pretrain_stage2.py first)."
+        )
+    return checkpoint_config(
+        model_args, teacher_config=None, uta_loss_weight=0.0, video_mask_ratio=0.0, image_mask_ratio=0.0, **overrides
+    )
+
+
+def build_processor(
+    model_args: ModelArguments, data_args: DataArguments, config: UmtConfig, default_num_frames: int
+) -> UmtProcessor:
+    """The checkpoint's saved processor when there is one, else a new ``UmtProcessor`` sized to ``config``."""
+    saved = model_args.model_name_or_path
+    if model_args.tokenizer_name is None and saved is not None and _has_processor(saved):
+        processor = UmtProcessor.from_pretrained(saved)
+    else:
+        source = model_args.tokenizer_name or saved
+        if source is None:
+            raise ValueError("ModelArguments: pass --tokenizer_name (a BERT tokenizer), the processor needs one.")
+        vision = config.vision_config
+        processor = UmtProcessor(
+            AutoTokenizer.from_pretrained(source),
+            image_size=vision.image_size,
+            patch_size=vision.patch_size,
+            mlm_probability=config.text_mask_ratio,
+        )
+    num_frames = data_args.num_frames or default_num_frames
+    if num_frames > config.vision_config.num_frames:
+        raise ValueError(
+            f"--num_frames {num_frames} exceeds the model's position table ({config.vision_config.num_frames} "
+            "frames, vision_config.num_frames)."
+        )
+    return processor.with_num_frames(num_frames)
+
+
+def _has_processor(path: str) -> bool:
+    return not os.path.isdir(path) or os.path.isfile(os.path.join(path, "processor_config.json"))
+
+
+def load_teacher_if_given(model: torch.nn.Module, model_args: ModelArguments) -> None:
+    if model_args.teacher_name_or_path is not None:
+        logger.info("loading the CLIP teacher from %s", model_args.teacher_name_or_path)
+        model.load_teacher(model_args.teacher_name_or_path)
+
+
+# ---------------------------------------------------------------------------------------------------- collators
+
+
+class VideoOnlyCollator(VideoTextCollator):
+    """A :class:`VideoTextCollator` for video-only rows (stage 1): ``pixel_values`` (and processor masks), no text."""
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> BatchFeature:
+        if not rows:
+            raise ValueError("cannot collate an empty list of rows")
+        batch = self.processor(
+            videos=[row["video"] for row in rows],
+            training=self.training,
+            return_masks=self.return_masks,
+            generator=self.next_generator(),
+        )
+        return batch
+
+
+# ---------------------------------------------------------------------------------------------------- saving
+
+
+def save(model: Any, processor: UmtProcessor, output_dir: str, metrics: Mapping[str, float] | None = None) -> None:
+    """``save_pretrained`` the model and the processor into ``output_dir``, and the metrics as ``metrics.json``."""
+    os.makedirs(output_dir, exist_ok=True)
+    model.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+    if metrics:
+        with open(os.path.join(output_dir, "metrics.json"), "w") as handle:
+            json.dump(dict(metrics), handle, indent=2)
+    logger.info("saved the model and processor to %s", output_dir)
+
+
+def logged(log_history: Sequence[Mapping[str, Any]], name: str) -> list[float]:
+    """Every value of ``name`` in a trainer's log history."""
+    return [entry[name] for entry in log_history if name in entry]
