@@ -19,7 +19,8 @@ def _make_corpus(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(output_dir=args.output_dir, model=args.model, num_videos=args.num_videos, seed=args.seed)
+    run_demo(output_dir=args.output_dir, model=args.model, num_videos=args.num_videos, seed=args.seed,
+             with_umt=args.with_umt)
     return 0
 
 
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output-dir", default="runs/demo")
     demo.add_argument("--num-videos", type=int, default=None)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--with-umt", action="store_true",
+                      help="also run UMT stage 1 and stage 2 on top of the teacher (work in progress)")
     demo.set_defaults(func=_demo)
 
     push = sub.add_parser("push", help="upload a saved model folder and its card to the Hub ($HF_ENDPOINT)")

@@ -138,7 +138,16 @@ def train_teacher(corpus_root: str, output_dir: str, seed: int = 0, epochs: floa
     }
 
 
-def run_demo(output_dir: str = "runs/demo", model: str = "umt", num_videos: int | None = None, seed: int = 0) -> dict:
+def _print_retrieval(title: str, stage: dict[str, Any]) -> None:
+    _print_table(
+        f"{title} text->video retrieval, test split ({stage['test_videos']} videos)",
+        [(name, stage["metrics"][key], stage["chance"][key]) for name, key in (
+            ("R@1", "t2v_R@1"), ("R@5", "t2v_R@5"), ("R@10", "t2v_R@10"), ("MdR", "t2v_MdR"))],
+    )
+
+
+def run_demo(output_dir: str = "runs/demo", model: str = "umt", num_videos: int | None = None, seed: int = 0,
+             with_umt: bool = False) -> dict:
     """Run every demo stage; print a results table and write ``results.json`` in ``output_dir``."""
     if model != "umt":
         raise ValueError(f"hf-videolang demo knows --model umt so far, got {model!r}")
@@ -148,21 +157,173 @@ def run_demo(output_dir: str = "runs/demo", model: str = "umt", num_videos: int 
     results: dict[str, Any] = {"seed": seed}
     start = time.perf_counter()
 
-    print("[1/2] writing the built-in corpus")
+    steps = 4 if with_umt else 2
+    print(f"[1/{steps}] writing the built-in corpus")
     corpus_root = os.path.join(output_dir, "corpus")
     make_corpus(corpus_root, num_videos=num_videos or DEMO_NUM_VIDEOS, seed=seed)
     results["corpus"] = json.loads((Path(corpus_root) / "corpus.json").read_text())
 
-    print("[2/2] training the CLIP-style image-text teacher on corpus frames")
+    print(f"[2/{steps}] training the CLIP-style image-text teacher on corpus frames")
     teacher = train_teacher(corpus_root, output_dir, seed=seed)
     results["teacher"] = teacher
-    _print_table(
-        f"Teacher text->video retrieval, test split ({teacher['test_videos']} videos)",
-        [(name, teacher["metrics"][key], teacher["chance"][key]) for name, key in (
-            ("R@1", "t2v_R@1"), ("R@5", "t2v_R@5"), ("R@10", "t2v_R@10"), ("MdR", "t2v_MdR"))],
-    )
+    _print_retrieval("Teacher", teacher)
+    if with_umt:
+        print(f"[3/{steps}] UMT stage 1: semantic masking (80 %) + unmasked token alignment to the teacher")
+        results["umt_stage1"] = train_umt_stage1(corpus_root, output_dir, seed=seed)
+        print(f"[4/{steps}] UMT stage 2: VTC + VTM + MLM + UTA on video-text pairs")
+        results["umt_stage2"] = train_umt_stage2(corpus_root, output_dir, seed=seed)
+        _print_retrieval("UMT stage 2", results["umt_stage2"])
     results["total_seconds"] = round(time.perf_counter() - start, 1)
     with open(os.path.join(output_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2, default=float)
     print(f"\nresults written to {os.path.join(output_dir, 'results.json')} ({results['total_seconds']} s)")
     return results
+
+
+# ------------------------------------------------------------------------------------------------------------ UMT
+
+DEMO_STUDENT = dict(hidden_size=384, num_hidden_layers=4, num_attention_heads=6, intermediate_size=1536, patch_size=8,
+                    num_frames=8, drop_path_rate=0.1)  # fmt: skip
+DEMO_UTA_LAYERS = 2  # the teacher has 4 layers; the paper aligns the last 6 of 12 (UMT §4.2), half the depth here too
+
+
+def _umt_trainer_args(output_dir: str, name: str, seed: int, epochs: float, learning_rate: float):
+    from .training import VideoTextTrainingArguments
+
+    return VideoTextTrainingArguments(
+        output_dir=os.path.join(output_dir, f"{name}_trainer"), per_device_train_batch_size=32,
+        num_train_epochs=epochs, learning_rate=learning_rate, weight_decay=0.05, warmup_steps=10,
+        lr_scheduler_type="cosine", logging_steps=10, save_strategy="no", report_to=[], dataloader_num_workers=1,
+        seed=seed, use_cpu=not torch.cuda.is_available(),
+    )  # fmt: skip
+
+
+def _logged(trainer, name: str) -> list[float]:
+    return [entry[name] for entry in trainer.state.log_history if name in entry]
+
+
+def train_umt_stage1(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 4) -> dict[str, Any]:
+    """UMT stage 1 (UMT §3.2): the student sees 20 % of the tokens of 8 frames, kept by semantic masking from the
+    frozen teacher's class-token attention, and aligns them to the teacher's tokens on the last layers (UTA)."""
+    from transformers import AutoTokenizer, CLIPVisionConfig, set_seed
+
+    from .data import load_corpus
+    from .models.umt import UmtConfig, UmtForPreTraining, UmtProcessor
+    from .pretrained import minilm_path
+    from .training import VideoTextCollator, VideoTextTrainer
+    from .video.transforms import CLIP_MEAN, CLIP_STD
+
+    set_seed(seed)
+    teacher_dir = os.path.join(output_dir, "teacher_clip_vision")
+    image_size = int(json.loads((Path(corpus_root) / "corpus.json").read_text())["size"])
+    config = UmtConfig(
+        pretraining_stage=1,
+        vision_config=dict(DEMO_STUDENT, image_size=image_size),
+        teacher_config=CLIPVisionConfig.from_pretrained(teacher_dir).to_dict(),
+        uta_num_layers=DEMO_UTA_LAYERS,
+    )
+    model = UmtForPreTraining(config)
+    model.load_teacher(teacher_dir)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    processor = UmtProcessor(tokenizer, num_frames=8, image_size=image_size, patch_size=8, mean=CLIP_MEAN, std=CLIP_STD,
+                             flip_prob=0.0)  # fmt: skip
+    trainer = VideoTextTrainer(
+        model=model,
+        args=_umt_trainer_args(output_dir, "umt_stage1", seed, epochs, 1e-3),
+        train_dataset=load_corpus(corpus_root, "train", "retrieval"),
+        data_collator=VideoTextCollator(processor, task="retrieval", training=True, seed=seed),
+    )
+    start = time.perf_counter()
+    trainer.train()
+    losses = _logged(trainer, "loss_uta")
+    stage1_dir = os.path.join(output_dir, "umt_stage1")
+    model.save_pretrained(stage1_dir)
+    processor.save_pretrained(stage1_dir)
+    return {"train_seconds": round(time.perf_counter() - start, 1), "loss_uta_first": losses[0] if losses else None,
+            "loss_uta_last": losses[-1] if losses else None, "saved_to": stage1_dir}  # fmt: skip
+
+
+def _load_minilm_into_umt(model, text_source: str) -> None:
+    """Initialize UMT's text encoder with MiniLM's first layers and the cross-modal decoder's self-attention and
+    feed-forward with its last layers (the authors split BERT-base 9 + 3 the same way); cross-attention stays new."""
+    from transformers import AutoModel
+
+    bert = AutoModel.from_pretrained(text_source)
+    num_text = model.config.text_config.num_hidden_layers
+    text_state = {k: v for k, v in bert.state_dict().items() if not k.startswith("pooler.")}
+    text_state = {k: v for k, v in text_state.items() if not k.startswith("encoder.layer.")
+                  or int(k.split(".")[2]) < num_text}  # fmt: skip
+    model.umt.text_model.load_state_dict(text_state, strict=True)
+    fusion_state = {}
+    for index, layer in enumerate(model.umt.fusion_model.layer):
+        source = bert.encoder.layer[num_text + index]
+        for part in ("attention", "intermediate", "output"):
+            fusion_state.update({f"layer.{index}.{part}.{k}": v for k, v in getattr(source, part).state_dict().items()})
+    missing, unexpected = model.umt.fusion_model.load_state_dict(fusion_state, strict=False)
+    if unexpected or any("crossattention" not in key for key in missing):
+        raise RuntimeError(f"MiniLM -> cross-modal decoder: missing {missing}, unexpected {unexpected}")
+
+
+LOSS_TERMS = ("loss_vtc", "loss_vtm", "loss_mlm", "loss_uta")
+
+
+def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 6) -> dict[str, Any]:
+    """UMT stage 2 (UMT §3.2): 4 frames at 80 % semantic masking, VTC + VTM (hard negatives) + MLM (50 %) + UTA, all
+    weights 1; the student starts from stage 1, the text side from the pretrained MiniLM BERT."""
+    from transformers import AutoConfig, AutoTokenizer, set_seed
+
+    from .data import load_corpus
+    from .evaluation.metrics import chance_retrieval_metrics
+    from .evaluation.retrieval import evaluate_retrieval
+    from .models.umt import UmtConfig, UmtForPreTraining, UmtProcessor
+    from .pretrained import minilm_path
+    from .training import VideoTextCollator, VideoTextTrainer
+
+    set_seed(seed)
+    stage1_dir = os.path.join(output_dir, "umt_stage1")
+    stage1 = UmtForPreTraining.from_pretrained(stage1_dir)
+    text_source = minilm_path()
+    bert_config = AutoConfig.from_pretrained(text_source).to_dict()
+    config = UmtConfig(
+        pretraining_stage=2,
+        vision_config=stage1.config.vision_config.to_dict(),
+        teacher_config=stage1.config.teacher_config.to_dict(),
+        text_config=dict(bert_config, num_hidden_layers=4),
+        cross_modal_config=dict(bert_config, num_hidden_layers=2),
+        uta_num_layers=DEMO_UTA_LAYERS,
+        projection_dim=128,
+    )
+    model = UmtForPreTraining(config)
+    for name in ("teacher", "uta_head"):
+        getattr(model, name).load_state_dict(getattr(stage1, name).state_dict())
+    model.umt.vision_model.load_state_dict(stage1.umt.vision_model.state_dict())
+    _load_minilm_into_umt(model, text_source)
+    del stage1
+
+    tokenizer = AutoTokenizer.from_pretrained(text_source)
+    processor = UmtProcessor.from_pretrained(stage1_dir).with_num_frames(4)
+    trainer = VideoTextTrainer(
+        model=model,
+        args=_umt_trainer_args(output_dir, "umt_stage2", seed, epochs, 1e-4),
+        train_dataset=load_corpus(corpus_root, "train", "retrieval"),
+        data_collator=VideoTextCollator(processor, task="pretrain", training=True, seed=seed),
+    )
+    start = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - start
+    model.eval()
+    test_set = load_corpus(corpus_root, "test", "retrieval")
+    result = evaluate_retrieval(model.umt, processor, test_set, batch_size=32)
+    stage2_dir = os.path.join(output_dir, "umt_stage2")
+    model.save_pretrained(stage2_dir)
+    processor.save_pretrained(stage2_dir)
+    del tokenizer
+    return {
+        "train_seconds": round(train_seconds, 1),
+        **{f"{name}_first": (_logged(trainer, name) or [None])[0] for name in LOSS_TERMS},
+        **{f"{name}_last": (_logged(trainer, name) or [None])[-1] for name in LOSS_TERMS},
+        "test_videos": len(set(test_set["video"])),
+        "metrics": result.metrics,
+        "chance": chance_retrieval_metrics(len(set(test_set["video"]))),
+        "saved_to": stage2_dir,
+    }
