@@ -1,0 +1,469 @@
+"""Convert the authors' UMT checkpoints (OpenGVLab/unmasked_teacher) into :class:`UmtForPreTraining`.
+
+Two kinds of checkpoints are supported (key names read from OpenGVLab/unmasked_teacher@4fb4049):
+
+``single`` -- ``single_modality/models/modeling_pretrain_umt.py`` (stage 1, video only)::
+
+    encoder.patch_embed.proj.{weight,bias}          -> umt.vision_model.patch_embed.proj.*
+    encoder.blocks.N.{norm1,attn.qkv,attn.q_bias,attn.v_bias,attn.proj,norm2,mlp.fc1,mlp.fc2}.*
+                                                    -> umt.vision_model.blocks.N.*  (same names, fused qkv kept)
+    encoder.norm.*                                  -> umt.vision_model.norm.*
+    encoder.pos_embed (only if learnable)           -> umt.vision_model.pos_embed.table
+    clip_decoder.K.{head,norm}.*                    -> uta_head.projections.K.{head,norm}.*
+
+``multi`` -- ``multi_modality/models/umt.py`` (stage 2)::
+
+    vision_encoder.encoder.*                        -> umt.vision_model.*  (as above)
+    vision_encoder.pool_norm.*                      -> umt.vision_model.pool_norm.*
+    vision_encoder.clip_decoder.K.*                 -> uta_head.projections.K.*
+    text_encoder.bert.embeddings.*                  -> umt.text_model.embeddings.*
+    text_encoder.bert.encoder.layer.N.*  (N < F)    -> umt.text_model.encoder.layer.N.*
+    text_encoder.bert.encoder.layer.N.*  (N >= F)   -> umt.fusion_model.layer.(N - F).*  (with ``crossattention``)
+    text_encoder.cls.predictions.*                  -> mlm_head.predictions.*
+    vision_proj / text_proj / itm_head              -> umt.vision_projection / umt.text_projection / vtm_head
+    temp  (temperature t)                           -> umt.logit_scale = log(1 / t)
+    clip_teacher.*  (OpenAI-CLIP layout)            -> teacher.clip.*  (in_proj split into q/k/v, Conv3d squeezed,
+                                                       ``proj`` transposed)
+
+where ``F`` is the number of text-encoder layers (the authors' ``fusion_layer``).
+
+Missing and unexpected keys are checked against exact allow-lists (:data:`ALLOWED_MISSING`,
+:data:`ALLOWED_UNEXPECTED`); anything else stops the conversion with a message listing the keys.
+
+The authors' fine-tuned classifiers (``modeling_finetune.py``: ``fc_norm`` + ``head`` and *no* final ``norm``) are
+rejected: :class:`UmtVisionModel` always applies the final ``norm``, so they cannot be represented exactly.
+
+Example::
+
+    python -m hf_videolang.models.umt.convert_umt_original_to_hf --checkpoint b16_25m.pth --preset umt-b16 \\
+        --kind multi --output ./umt-b16-25m
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .configuration_umt import UMT_PRESETS, UmtConfig
+from .modeling_umt import UmtForPreTraining
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+#: HF keys that no authors' checkpoint of that kind holds, as regular expressions (full match).
+ALLOWED_MISSING: dict[str, tuple[str, ...]] = {
+    # Stage 1 trains the student against a CLIP teacher loaded separately (not saved with the student), and the
+    # pre-training encoder has no ``pool_norm`` (it stays at its identity initialization: ones / zeros).
+    "single": (r"teacher\.clip\..*", r"umt\.vision_model\.pool_norm\.(weight|bias)"),
+    # The MLM decoder weight is tied to the word embeddings (restored by ``tie_weights``).
+    "multi": (r"mlm_head\.predictions\.decoder\.weight",),
+}
+
+#: Original keys that carry no weights of their own, as regular expressions (full match).
+ALLOWED_UNEXPECTED: dict[str, tuple[str, ...]] = {
+    "single": (),
+    "multi": (
+        # A buffer of old transformers BERT embeddings (``arange(max_len)``), not a weight.
+        r"text_encoder\.bert\.embeddings\.position_ids",
+        # Tied to the word embeddings; checked equal before being dropped (see ``_check_tied_decoder``).
+        r"text_encoder\.cls\.predictions\.decoder\.weight",
+    ),
+}
+
+_NESTING_KEYS = ("model", "module", "state_dict", "model_state")
+
+
+# ---------------------------------------------------------------------------------------------------- loading
+
+
+def load_original_state_dict(path: str | os.PathLike, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file (``.pth``/``.pt``/``.bin`` with ``torch.load`` or ``.safetensors``) into a flat dict.
+
+    Checkpoints nested under ``"model"``, ``"module"``, ``"state_dict"`` (the authors' training scripts save
+    ``{"model": state_dict, "optimizer": ..., ...}``) are unwrapped, and a DDP ``module.`` prefix is removed.
+
+    Args:
+        path: the checkpoint file.
+        allow_pickle: load with ``weights_only=False``. Only for files you trust: the authors' training checkpoints
+            pickle their ``args``/``config`` objects, which the safe loader refuses.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file cannot be read safely, or holds no tensor dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"UMT checkpoint {str(path)!r} does not exist.")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        obj: object = load_file(str(path))
+    else:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+        except Exception as error:  # the safe unpickler raises UnpicklingError (and others) on foreign objects
+            raise ValueError(
+                f"UMT checkpoint {str(path)!r} cannot be loaded with torch.load(weights_only=True): {error}. It "
+                "probably pickles training objects (args, config); re-save only its state dict, or pass "
+                "--allow-pickle if you trust the file."
+            ) from error
+    return _unwrap(obj, str(path))
+
+
+def _unwrap(obj: object, source: str) -> dict[str, torch.Tensor]:
+    while isinstance(obj, Mapping) and not _is_state_dict(obj):
+        inner = next((obj[key] for key in _NESTING_KEYS if key in obj and isinstance(obj[key], Mapping)), None)
+        if inner is None:
+            raise ValueError(
+                f"UMT checkpoint {source!r} holds no state dict: top-level keys {sorted(map(str, obj))[:10]}, none "
+                f"of {list(_NESTING_KEYS)} is a tensor dict."
+            )
+        obj = inner
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"UMT checkpoint {source!r} holds a {type(obj).__name__}, not a state dict.")
+    state_dict = {key: value for key, value in obj.items() if isinstance(value, torch.Tensor)}
+    if state_dict and all(key.startswith("module.") for key in state_dict):
+        state_dict = {key[len("module.") :]: value for key, value in state_dict.items()}
+    return state_dict
+
+
+def _is_state_dict(obj: Mapping) -> bool:
+    return len(obj) > 0 and all(isinstance(value, torch.Tensor) for value in obj.values())
+
+
+# ---------------------------------------------------------------------------------------------------- key mapping
+
+
+def _vision_rules(prefix: str) -> list[tuple[str, str]]:
+    """Student ViT: the authors' module names are kept one to one (fused ``qkv`` + ``q_bias``/``v_bias``)."""
+    return [
+        (rf"{prefix}encoder\.(patch_embed\.proj\.(weight|bias))", r"umt.vision_model.\1"),
+        (rf"{prefix}encoder\.(blocks\.\d+\.((norm1|norm2|attn\.proj|mlp\.fc1|mlp\.fc2)\.(weight|bias)|attn\.qkv\.weight"
+         r"|attn\.q_bias|attn\.v_bias))", r"umt.vision_model.\1"),
+        (rf"{prefix}encoder\.(norm\.(weight|bias))", r"umt.vision_model.\1"),
+        (rf"{prefix}clip_decoder\.(\d+)\.((head|norm)\.(weight|bias))", r"uta_head.projections.\1.\2"),
+    ]
+
+
+_SINGLE_RULES = _vision_rules("")
+_MULTI_RULES = [
+    *_vision_rules(r"vision_encoder\."),
+    (r"vision_encoder\.(pool_norm\.(weight|bias))", r"umt.vision_model.\1"),
+    (r"text_encoder\.bert\.(embeddings\.(word_embeddings|position_embeddings|token_type_embeddings|LayerNorm)\..+)",
+     r"umt.text_model.\1"),
+    (r"text_encoder\.cls\.(predictions\.(bias|transform\..+|decoder\.bias))", r"mlm_head.\1"),
+    (r"vision_proj\.(weight|bias)", r"umt.vision_projection.\1"),
+    (r"text_proj\.(weight|bias)", r"umt.text_projection.\1"),
+    (r"itm_head\.(weight|bias)", r"vtm_head.\1"),
+]  # fmt: skip
+
+_CLIP_RULES = [
+    (r"clip_teacher\.class_embedding", "embeddings.class_embedding"),
+    (r"clip_teacher\.positional_embedding", "embeddings.position_embedding.weight"),
+    (r"clip_teacher\.ln_pre\.(weight|bias)", r"pre_layrnorm.\1"),
+    (r"clip_teacher\.ln_post\.(weight|bias)", r"post_layernorm.\1"),
+    (r"clip_teacher\.transformer\.resblocks\.(\d+)\.ln_1\.(weight|bias)", r"encoder.layers.\1.layer_norm1.\2"),
+    (r"clip_teacher\.transformer\.resblocks\.(\d+)\.ln_2\.(weight|bias)", r"encoder.layers.\1.layer_norm2.\2"),
+    (r"clip_teacher\.transformer\.resblocks\.(\d+)\.attn\.out_proj\.(weight|bias)",
+     r"encoder.layers.\1.self_attn.out_proj.\2"),
+    (r"clip_teacher\.transformer\.resblocks\.(\d+)\.mlp\.c_fc\.(weight|bias)", r"encoder.layers.\1.mlp.fc1.\2"),
+    (r"clip_teacher\.transformer\.resblocks\.(\d+)\.mlp\.c_proj\.(weight|bias)", r"encoder.layers.\1.mlp.fc2.\2"),
+]  # fmt: skip
+_CLIP_PREFIX = "teacher.clip.vision_model."
+
+
+def _squeeze_time(weight: torch.Tensor) -> torch.Tensor:
+    """The authors' CLIP patch embedding is a Conv3d with a 1-frame kernel: `(D, 3, 1, p, p) -> (D, 3, p, p)`."""
+    return weight.squeeze(2)
+
+
+def _map_clip_key(key: str, value: torch.Tensor) -> dict[str, torch.Tensor] | None:
+    """OpenAI-CLIP layout (the authors' ``clip.py``) -> transformers' ``CLIPVisionModelWithProjection``."""
+    if key == "clip_teacher.conv1.weight":
+        return {_CLIP_PREFIX + "embeddings.patch_embedding.weight": _squeeze_time(value)}
+    if key == "clip_teacher.proj":
+        # x @ proj with proj (width, out) equals a Linear whose weight is proj.T.
+        return {"teacher.clip.visual_projection.weight": value.T.contiguous()}
+    match = re.fullmatch(r"clip_teacher\.transformer\.resblocks\.(\d+)\.attn\.in_proj_(weight|bias)", key)
+    if match:
+        # nn.MultiheadAttention stacks q, k, v along the output dimension.
+        layer, kind = match.groups()
+        query, key_, val = value.chunk(3, dim=0)
+        base = f"{_CLIP_PREFIX}encoder.layers.{layer}.self_attn."
+        return {f"{base}q_proj.{kind}": query, f"{base}k_proj.{kind}": key_, f"{base}v_proj.{kind}": val}
+    for pattern, target in _CLIP_RULES:
+        if re.fullmatch(pattern, key):
+            return {_CLIP_PREFIX + re.sub(pattern, target, key): value}
+    return None
+
+
+def _map_bert_layer(key: str, value: torch.Tensor, num_text_layers: int) -> dict[str, torch.Tensor] | None:
+    """xbert's single BERT stack -> the text encoder (first layers) and the cross-modal decoder (the rest)."""
+    match = re.fullmatch(r"text_encoder\.bert\.encoder\.layer\.(\d+)\.(.+)", key)
+    if match is None:
+        return None
+    index, rest = int(match.group(1)), match.group(2)
+    if index < num_text_layers:
+        return {f"umt.text_model.encoder.layer.{index}.{rest}": value}
+    return {f"umt.fusion_model.layer.{index - num_text_layers}.{rest}": value}
+
+
+def map_original_key(
+    key: str, value: torch.Tensor, kind: str, num_text_layers: int = 0
+) -> dict[str, torch.Tensor] | None:
+    """Map one original entry to its hf_videolang key(s) and value(s); ``None`` when no rule matches.
+
+    Args:
+        key: the original key (nesting and ``module.`` prefixes already removed).
+        value: its tensor.
+        kind: ``"single"`` or ``"multi"``.
+        num_text_layers: BERT layers of the text encoder (``config.text_config.num_hidden_layers``), multi only.
+    """
+    if kind == "single":
+        rules = _SINGLE_RULES
+    elif kind == "multi":
+        rules = _MULTI_RULES
+        if key == "temp":
+            # The authors divide similarities by a learnable temperature; hf_videolang multiplies by exp(logit_scale).
+            return {"umt.logit_scale": torch.log(1.0 / value.float()).reshape(())}
+        mapped = _map_bert_layer(key, value, num_text_layers)
+        if mapped is None and key.startswith("clip_teacher."):
+            mapped = _map_clip_key(key, value)
+        if mapped is not None:
+            return mapped
+    else:
+        raise ValueError(f"kind must be 'single' or 'multi', got {kind!r}.")
+    for pattern, target in rules:
+        if re.fullmatch(pattern, key):
+            return {re.sub(pattern, target, key): value}
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------- config
+
+
+def build_config(preset: str, kind: str, original: Mapping[str, torch.Tensor] | None = None, **overrides) -> UmtConfig:
+    """The hf_videolang config of a preset for a checkpoint kind, adjusted to what the checkpoint holds.
+
+    ``single`` gives a stage-1 config, ``multi`` a stage-2 one. With ``original``, a learnable ``pos_embed`` switches
+    the student to learnable positions, and a teacher position table of another size sets the teacher's image size
+    (the authors' CLIP-L/14 teacher runs at 196 px and stores the table already resized).
+    """
+    if preset not in UMT_PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(UMT_PRESETS)}.")
+    if kind not in ("single", "multi"):
+        raise ValueError(f"kind must be 'single' or 'multi', got {kind!r}.")
+    overrides.setdefault("pretraining_stage", 1 if kind == "single" else 2)
+    config = UmtConfig.from_preset(preset, **overrides)
+    return adapt_config(config, kind, original) if original is not None else config
+
+
+def adapt_config(config: UmtConfig, kind: str, original: Mapping[str, torch.Tensor]) -> UmtConfig:
+    """Set what the checkpoint decides: learnable student positions, the teacher's stored image size."""
+    prefix = "encoder." if kind == "single" else "vision_encoder.encoder."
+    if prefix + "pos_embed" in original:
+        config.vision_config.position_embedding_type = "learnable"
+    table = original.get("clip_teacher.positional_embedding")
+    if table is not None and config.teacher_config is not None:
+        grid = math.isqrt(table.shape[0] - 1)
+        if grid * grid != table.shape[0] - 1:
+            raise ValueError(f"clip_teacher.positional_embedding has {table.shape[0]} rows, not 1 + a square grid.")
+        image_size = grid * config.teacher_config.patch_size
+        config.teacher_config.image_size = image_size
+        if config.teacher_image_size != image_size:
+            raise ValueError(
+                f"the checkpoint's CLIP teacher runs at {image_size} px ({grid}x{grid} grid) but the config says "
+                f"teacher_image_size={config.teacher_image_size}; use the matching preset."
+            )
+    return config
+
+
+def interpolate_position_table(table: torch.Tensor, num_frames: int, tokens_per_frame: int) -> torch.Tensor:
+    """Resample a learnable `(1 or none, T * h * w, D)` table to `num_frames` frames (linear in time, as the authors).
+
+    Returns:
+        `(num_frames * h * w, D)`.
+    """
+    table = table.reshape(-1, table.shape[-1])
+    total, dim = table.shape
+    if total % tokens_per_frame:
+        raise ValueError(
+            f"pos_embed has {total} rows, not a multiple of the {tokens_per_frame} tokens per frame of the config "
+            "(image_size / patch_size differ from the checkpoint's)."
+        )
+    source_frames = total // tokens_per_frame
+    if source_frames == num_frames:
+        return table
+    per_token = table.reshape(source_frames, tokens_per_frame, dim).permute(1, 2, 0)  # (h*w, D, T)
+    resized = F.interpolate(per_token.float(), size=num_frames, mode="linear", align_corners=False)
+    return resized.permute(2, 0, 1).reshape(num_frames * tokens_per_frame, dim).to(table.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------- conversion
+
+
+def _reject_finetuned(original: Mapping[str, torch.Tensor], kind: str) -> None:
+    if kind == "single" and "fc_norm.weight" in original and not any(k.startswith("encoder.") for k in original):
+        raise ValueError(
+            "this is a fine-tuned classifier of the authors' modeling_finetune.py (fc_norm + head, no final norm); "
+            "UmtVisionModel always applies a final norm, so it cannot hold these weights exactly. Convert a "
+            "pre-training checkpoint (keys 'encoder.*', 'clip_decoder.*') instead."
+        )
+
+
+def _check_tied_decoder(original: Mapping[str, torch.Tensor]) -> None:
+    decoder = original.get("text_encoder.cls.predictions.decoder.weight")
+    embeddings = original.get("text_encoder.bert.embeddings.word_embeddings.weight")
+    if decoder is not None and (embeddings is None or not torch.equal(decoder, embeddings)):
+        raise ValueError(
+            "text_encoder.cls.predictions.decoder.weight differs from text_encoder.bert.embeddings.word_embeddings."
+            "weight; hf_videolang ties them, so the MLM decoder cannot be converted."
+        )
+
+
+def convert_state_dict(
+    original: Mapping[str, torch.Tensor], config: UmtConfig, kind: str, origins: dict[str, str] | None = None
+) -> dict[str, torch.Tensor]:
+    """Rename (and where needed reshape) every original entry; raise on entries no rule or allow-list covers.
+
+    ``origins``, when given, is filled with ``converted key -> original key``.
+    """
+    origins = {} if origins is None else origins
+    _reject_finetuned(original, kind)
+    if kind == "multi":
+        _check_tied_decoder(original)
+    num_text_layers = config.text_config.num_hidden_layers if config.text_config is not None else 0
+    allowed = [re.compile(pattern) for pattern in ALLOWED_UNEXPECTED[kind]]
+    converted: dict[str, torch.Tensor] = {}
+    unknown: list[str] = []
+    for key, value in original.items():
+        if any(pattern.fullmatch(key) for pattern in allowed):
+            continue
+        if key.endswith("encoder.pos_embed") and config.vision_config.position_embedding_type == "learnable":
+            vision = config.vision_config
+            converted["umt.vision_model.pos_embed.table"] = interpolate_position_table(
+                value, vision.num_frames // vision.tubelet_size, vision.num_patches_per_frame
+            )
+            continue
+        mapped = map_original_key(key, value, kind, num_text_layers)
+        if mapped is None:
+            unknown.append(key)
+        else:
+            converted.update(mapped)
+            origins.update(dict.fromkeys(mapped, key))
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} key(s) of the {kind!r} checkpoint have no place in UmtForPreTraining: {sorted(unknown)}. "
+            "Is --kind right (single: single_modality pre-training; multi: multi_modality)?"
+        )
+    return converted
+
+
+def load_converted(
+    model: UmtForPreTraining,
+    converted: Mapping[str, torch.Tensor],
+    kind: str,
+    origins: Mapping[str, str] | None = None,
+) -> None:
+    """Load converted weights; raise with the exact key lists unless only allow-listed keys are missing.
+
+    ``origins`` maps converted keys to their original ones, to name both in the error message.
+    """
+    origins = origins or {}
+    expected = model.state_dict()
+    wrong_shape = [
+        f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(expected[key].shape)}"
+        for key, value in converted.items()
+        if key in expected and value.shape != expected[key].shape
+    ]
+    if wrong_shape:
+        raise ValueError(f"shape mismatches (is --preset right?): {wrong_shape}")
+    missing_keys, unexpected_keys = model.load_state_dict(dict(converted), strict=False)
+    unexpected_keys = [f"{key} (from {origins[key]})" if key in origins else key for key in unexpected_keys]
+    allowed = [re.compile(pattern) for pattern in ALLOWED_MISSING[kind]]
+    missing = sorted(key for key in missing_keys if not any(pattern.fullmatch(key) for pattern in allowed))
+    if missing or unexpected_keys:
+        raise ValueError(
+            f"converting a {kind!r} checkpoint left missing keys {missing} and unexpected keys "
+            f"{sorted(unexpected_keys)} (allowed missing: {list(ALLOWED_MISSING[kind])})."
+        )
+    model.tie_weights()
+
+
+def convert_checkpoint(
+    original: Mapping[str, torch.Tensor] | str | os.PathLike,
+    preset: str = "umt-b16",
+    kind: str = "multi",
+    config: UmtConfig | None = None,
+    allow_pickle: bool = False,
+) -> UmtForPreTraining:
+    """Build a :class:`UmtForPreTraining` holding an authors' checkpoint.
+
+    Args:
+        original: a state dict or a checkpoint path (see :func:`load_original_state_dict`).
+        preset: ``"umt-b16"`` or ``"umt-l16"``; ignored when ``config`` is given.
+        kind: ``"single"`` (single_modality pre-training, stage 1) or ``"multi"`` (multi_modality, stage 2).
+        config: an explicit config (adjusted to the checkpoint by :func:`adapt_config`).
+        allow_pickle: see :func:`load_original_state_dict`.
+    """
+    if not isinstance(original, Mapping):
+        original = load_original_state_dict(original, allow_pickle=allow_pickle)
+    if config is None:
+        config = build_config(preset, kind, original)
+    else:
+        config = adapt_config(config, kind, original)
+    expected_stage = 1 if kind == "single" else 2
+    if config.pretraining_stage != expected_stage:
+        raise ValueError(f"a {kind!r} checkpoint needs pretraining_stage={expected_stage}, got {config.pretraining_stage}.")
+    model = UmtForPreTraining(config)
+    origins: dict[str, str] = {}
+    load_converted(model, convert_state_dict(original, config, kind, origins), kind, origins)
+    return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="the authors' .pth/.bin/.safetensors file")
+    parser.add_argument("--preset", default="umt-b16", choices=sorted(UMT_PRESETS))
+    parser.add_argument("--config", default=None, help="a UmtConfig directory/JSON to use instead of --preset")
+    parser.add_argument("--kind", required=True, choices=("single", "multi"))
+    parser.add_argument("--output", required=True, help="directory for save_pretrained")
+    parser.add_argument("--frames", type=int, default=None, help="num_frames of the converted model (default: preset)")
+    parser.add_argument("--clip", default=None, help="local CLIPVisionModelWithProjection to load as the teacher")
+    # transformers 5 always writes safetensors; the flag is kept so the usual conversion command lines work.
+    parser.add_argument("--safe-serialization", action="store_true", help="save as safetensors (always the case)")
+    parser.add_argument("--allow-pickle", action="store_true", help="torch.load(weights_only=False): trusted files only")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> UmtForPreTraining:
+    args = parse_args(argv)
+    original = load_original_state_dict(args.checkpoint, allow_pickle=args.allow_pickle)
+    if args.config is not None:
+        config = UmtConfig.from_pretrained(args.config)
+        if args.frames is not None:
+            config.vision_config.num_frames = args.frames
+    else:
+        overrides = {"vision_config": {"num_frames": args.frames}} if args.frames is not None else {}
+        config = build_config(args.preset, args.kind, **overrides)
+    model = convert_checkpoint(original, kind=args.kind, config=config)
+    if args.clip is not None:
+        model.load_teacher(args.clip)
+    elif args.kind == "single":
+        print("note: single-modality checkpoints hold no teacher; pass --clip or call model.load_teacher(...) later.")
+    model.save_pretrained(args.output)
+    print(f"saved {type(model).__name__} ({args.kind}) to {args.output}")
+    return model
+
+
+if __name__ == "__main__":
+    main()
