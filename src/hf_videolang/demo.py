@@ -267,7 +267,8 @@ def _load_minilm_into_umt(model, text_source: str) -> None:
 LOSS_TERMS = ("loss_vtc", "loss_vtm", "loss_mlm", "loss_uta")
 
 
-def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 6) -> dict[str, Any]:
+def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 6,
+                     learning_rate: float = 1e-4) -> dict[str, Any]:
     """UMT stage 2 (UMT §3.2): 4 frames at 80 % semantic masking, VTC + VTM (hard negatives) + MLM (50 %) + UTA, all
     weights 1; the student starts from stage 1, the text side from the pretrained MiniLM BERT."""
     from transformers import AutoConfig, AutoTokenizer, set_seed
@@ -304,7 +305,7 @@ def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: f
     processor = UmtProcessor.from_pretrained(stage1_dir).with_num_frames(4)
     trainer = VideoTextTrainer(
         model=model,
-        args=_umt_trainer_args(output_dir, "umt_stage2", seed, epochs, 1e-4),
+        args=_umt_trainer_args(output_dir, "umt_stage2", seed, epochs, learning_rate),
         train_dataset=load_corpus(corpus_root, "train", "retrieval"),
         data_collator=VideoTextCollator(processor, task="pretrain", training=True, seed=seed),
     )
