@@ -7,7 +7,7 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 
 # torch is deliberately *not* pinned to a range that admits a newer CUDA build: install the CPU wheel first
-# (`pip install torch==2.13.0`), then this package. Nothing here may pull torchvision (timm, open_clip, torchcodec).
+# (`pip install torch==2.13.0`), then this package. Nothing here may depend on a package that pulls a vision wheel built for another torch.
 INSTALL_REQUIRES = [
     "torch>=2.4",
     "transformers>=5.0,<6",

@@ -299,6 +299,14 @@ def save(model: Any, processor: UmtProcessor, output_dir: str, metrics: Mapping[
     logger.info("saved the model and processor to %s", output_dir)
 
 
-def logged(log_history: Sequence[Mapping[str, Any]], name: str) -> list[float]:
-    """Every value of ``name`` in a trainer's log history."""
-    return [entry[name] for entry in log_history if name in entry]
+def train_and_report(trainer: Any, training_args: Any, loss_names: Sequence[str] = ()) -> dict[str, float]:
+    """Train (resuming if asked), log the train metrics, and return ``train_loss`` plus the last logged value of
+    each loss term in ``loss_names`` that was logged."""
+    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.log_metrics("train", result.metrics)
+    metrics = {"train_loss": result.training_loss}
+    for name in loss_names:
+        values = [entry[name] for entry in trainer.state.log_history if name in entry]
+        if values:
+            metrics[name] = values[-1]
+    return metrics

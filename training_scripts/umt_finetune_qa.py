@@ -37,6 +37,7 @@ from common import (  # noqa: E402
     parse_args,
     save,
     setup_logging,
+    train_and_report,
 )
 from torch.utils.data import DataLoader  # noqa: E402
 from transformers import BatchFeature, set_seed  # noqa: E402
@@ -154,9 +155,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         data_collator=AnswerTargetCollator(collator),
         processing_class=processor,
     )
-    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.log_metrics("train", result.metrics)
-    metrics = {"train_loss": result.training_loss}
+    metrics = train_and_report(trainer, training_args)
     if eval_set is not None:
         accuracy = evaluate_qa(
             model, processor, eval_set, training_args.per_device_eval_batch_size, qa_args.top_k, training_args.device

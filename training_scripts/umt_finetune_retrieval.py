@@ -26,7 +26,7 @@ from common import (  # noqa: E402
     build_processor,
     finetuning_config,
     load_split,
-    logged,
+    train_and_report,
     logger,
     parse_args,
     save,
@@ -79,13 +79,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         data_collator=VideoTextCollator(processor, task="retrieval", training=True, seed=training_args.seed),
         processing_class=processor,
     )
-    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.log_metrics("train", result.metrics)
-    metrics = {"train_loss": result.training_loss}
-    for name in ("loss_vtc", "loss_vtm"):
-        values = logged(trainer.state.log_history, name)
-        if values:
-            metrics[name] = values[-1]
+    metrics = train_and_report(trainer, training_args, ("loss_vtc", "loss_vtm"))
 
     retrieval_model = to_retrieval_model(model)
     if eval_set is not None:

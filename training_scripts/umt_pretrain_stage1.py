@@ -29,7 +29,7 @@ from common import (  # noqa: E402
     load_config,
     load_split,
     load_teacher_if_given,
-    logged,
+    train_and_report,
     logger,
     parse_args,
     save,
@@ -77,12 +77,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         data_collator=VideoOnlyCollator(processor, task="pretrain", training=True, seed=training_args.seed),
         processing_class=processor,
     )
-    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.log_metrics("train", result.metrics)
-    metrics = {"train_loss": result.training_loss}
-    uta = logged(trainer.state.log_history, "loss_uta")
-    if uta:
-        metrics["loss_uta"] = uta[-1]
+    metrics = train_and_report(trainer, training_args, ("loss_uta",))
     if trainer.is_world_process_zero():
         save(model, processor, training_args.output_dir, metrics)
     logger.info("stage 1 done: %s", metrics)

@@ -28,7 +28,7 @@ from common import (  # noqa: E402
     load_config,
     load_split,
     load_teacher_if_given,
-    logged,
+    train_and_report,
     parse_args,
     save,
     setup_logging,
@@ -92,13 +92,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     trainer = VideoTextTrainer(
         model=model, args=training_args, train_dataset=train_set, data_collator=collator, processing_class=processor
     )
-    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.log_metrics("train", result.metrics)
-    metrics = {"train_loss": result.training_loss}
-    for name in LOSS_TERMS:
-        values = logged(trainer.state.log_history, name)
-        if values:
-            metrics[name] = values[-1]
+    metrics = train_and_report(trainer, training_args, LOSS_TERMS)
 
     if eval_set is not None:
         # UmtModel is the dual encoder (get_video_features / get_text_features) of the pre-training model.

@@ -52,6 +52,21 @@ def _build_teacher(vocab_text_model: str, image_size: int):
     return ClipTeacherForImageTextPreTraining(config=config, vision_model=vision, text_model=text)
 
 
+def _demo_trainer_args(output_dir: str, name: str, seed: int, epochs: float, learning_rate: float):
+    from .training import VideoTextTrainingArguments
+
+    return VideoTextTrainingArguments(
+        output_dir=os.path.join(output_dir, f"{name}_trainer"), per_device_train_batch_size=32,
+        num_train_epochs=epochs, learning_rate=learning_rate, weight_decay=0.05, warmup_steps=10,
+        lr_scheduler_type="cosine", logging_steps=10, save_strategy="no", report_to=[], dataloader_num_workers=1,
+        seed=seed, use_cpu=not torch.cuda.is_available(),
+    )  # fmt: skip
+
+
+def _logged(trainer, name: str) -> list[float]:
+    return [entry[name] for entry in trainer.state.log_history if name in entry]
+
+
 def train_teacher(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 6) -> dict[str, Any]:
     """Stage ``teacher`` of the demo; returns its results (metrics, chance, timings)."""
     from transformers import AutoTokenizer, set_seed
@@ -62,7 +77,7 @@ def train_teacher(corpus_root: str, output_dir: str, seed: int = 0, epochs: floa
     from .models.clip_teacher import ClipTeacherForImageTextPreTraining
     from .pretrained import minilm_path
     from .processing_utils import VideoTextProcessor
-    from .training import VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments
+    from .training import VideoTextCollator, VideoTextTrainer
     from .video.transforms import CLIP_MEAN, CLIP_STD
 
     set_seed(seed)
@@ -79,22 +94,7 @@ def train_teacher(corpus_root: str, output_dir: str, seed: int = 0, epochs: floa
     train_set = load_corpus(corpus_root, "train", "retrieval")
     test_set = load_corpus(corpus_root, "test", "retrieval")
 
-    args = VideoTextTrainingArguments(
-        output_dir=os.path.join(output_dir, "teacher_trainer"),
-        per_device_train_batch_size=32,
-        num_train_epochs=epochs,
-        learning_rate=1e-4,
-        weight_decay=0.05,
-        warmup_steps=10,
-        lr_scheduler_type="cosine",
-        logging_steps=10,
-        save_strategy="no",
-        report_to=[],
-        dataloader_num_workers=1,
-        seed=seed,
-        use_cpu=not torch.cuda.is_available(),
-        disable_tqdm=False,
-    )
+    args = _demo_trainer_args(output_dir, "teacher", seed, epochs, learning_rate=1e-4)
     trainer = VideoTextTrainer(
         model=model,
         args=args,
@@ -104,7 +104,7 @@ def train_teacher(corpus_root: str, output_dir: str, seed: int = 0, epochs: floa
     start = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - start
-    losses = [entry["loss_vtc"] for entry in trainer.state.log_history if "loss_vtc" in entry]
+    losses = _logged(trainer, "loss_vtc")
 
     model.eval()
     result = evaluate_retrieval(model, eval_processor, test_set, batch_size=32)
@@ -187,21 +187,6 @@ DEMO_STUDENT = dict(hidden_size=384, num_hidden_layers=4, num_attention_heads=6,
 DEMO_UTA_LAYERS = 2  # the teacher has 4 layers; the paper aligns the last 6 of 12 (UMT §4.2), half the depth here too
 
 
-def _umt_trainer_args(output_dir: str, name: str, seed: int, epochs: float, learning_rate: float):
-    from .training import VideoTextTrainingArguments
-
-    return VideoTextTrainingArguments(
-        output_dir=os.path.join(output_dir, f"{name}_trainer"), per_device_train_batch_size=32,
-        num_train_epochs=epochs, learning_rate=learning_rate, weight_decay=0.05, warmup_steps=10,
-        lr_scheduler_type="cosine", logging_steps=10, save_strategy="no", report_to=[], dataloader_num_workers=1,
-        seed=seed, use_cpu=not torch.cuda.is_available(),
-    )  # fmt: skip
-
-
-def _logged(trainer, name: str) -> list[float]:
-    return [entry[name] for entry in trainer.state.log_history if name in entry]
-
-
 def train_umt_stage1(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 4) -> dict[str, Any]:
     """UMT stage 1 (UMT §3.2): the student sees 20 % of the tokens of 8 frames, kept by semantic masking from the
     frozen teacher's class-token attention, and aligns them to the teacher's tokens on the last layers (UTA)."""
@@ -229,7 +214,7 @@ def train_umt_stage1(corpus_root: str, output_dir: str, seed: int = 0, epochs: f
                              flip_prob=0.0)  # fmt: skip
     trainer = VideoTextTrainer(
         model=model,
-        args=_umt_trainer_args(output_dir, "umt_stage1", seed, epochs, 1e-3),
+        args=_demo_trainer_args(output_dir, "umt_stage1", seed, epochs, 1e-3),
         train_dataset=load_corpus(corpus_root, "train", "retrieval"),
         data_collator=VideoTextCollator(processor, task="retrieval", training=True, seed=seed),
     )
@@ -271,7 +256,7 @@ def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: f
                      learning_rate: float = 1e-4) -> dict[str, Any]:
     """UMT stage 2 (UMT §3.2): 4 frames at 80 % semantic masking, VTC + VTM (hard negatives) + MLM (50 %) + UTA, all
     weights 1; the student starts from stage 1, the text side from the pretrained MiniLM BERT."""
-    from transformers import AutoConfig, AutoTokenizer, set_seed
+    from transformers import AutoConfig, set_seed
 
     from .data import load_corpus
     from .evaluation.metrics import chance_retrieval_metrics
@@ -301,11 +286,10 @@ def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: f
     _load_minilm_into_umt(model, text_source)
     del stage1
 
-    tokenizer = AutoTokenizer.from_pretrained(text_source)
     processor = UmtProcessor.from_pretrained(stage1_dir).with_num_frames(4)
     trainer = VideoTextTrainer(
         model=model,
-        args=_umt_trainer_args(output_dir, "umt_stage2", seed, epochs, learning_rate),
+        args=_demo_trainer_args(output_dir, "umt_stage2", seed, epochs, learning_rate),
         train_dataset=load_corpus(corpus_root, "train", "retrieval"),
         data_collator=VideoTextCollator(processor, task="pretrain", training=True, seed=seed),
     )
@@ -318,7 +302,6 @@ def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: f
     stage2_dir = os.path.join(output_dir, "umt_stage2")
     model.save_pretrained(stage2_dir)
     processor.save_pretrained(stage2_dir)
-    del tokenizer
     return {
         "train_seconds": round(train_seconds, 1),
         **{f"{name}_first": (_logged(trainer, name) or [None])[0] for name in LOSS_TERMS},
