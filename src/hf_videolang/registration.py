@@ -18,6 +18,7 @@ def _register_models() -> None:
         AutoProcessor,
     )
 
+    from .models.mac import MacConfig, MacForVideoTextRetrieval, MacModel, MacProcessor, MacVisionConfig, MacVisionModel
     from .models.umt import (
         UmtConfig,
         UmtForPreTraining,
@@ -37,6 +38,14 @@ def _register_models() -> None:
     AutoModelForVideoClassification.register(UmtConfig, UmtForVideoClassification, exist_ok=True)
     AutoModelForVisualQuestionAnswering.register(UmtConfig, UmtForVideoQuestionAnswering, exist_ok=True)
     AutoProcessor.register(UmtConfig, UmtProcessor, exist_ok=True)
+
+    AutoConfig.register(MacConfig.model_type, MacConfig, exist_ok=True)
+    AutoConfig.register(MacVisionConfig.model_type, MacVisionConfig, exist_ok=True)
+    AutoModel.register(MacConfig, MacModel, exist_ok=True)
+    AutoModel.register(MacVisionConfig, MacVisionModel, exist_ok=True)
+    # MAC's pre-training model is its retrieval model (VTC only, MAC §3.3).
+    AutoModelForPreTraining.register(MacConfig, MacForVideoTextRetrieval, exist_ok=True)
+    AutoProcessor.register(MacConfig, MacProcessor, exist_ok=True)
 
 
 def register_all() -> None:

@@ -1,0 +1,593 @@
+"""MAC, "Masked Contrastive Pre-Training for Efficient Video-Text Retrieval" (Shu et al., 2022).
+
+A dual encoder (MAC §3.2): a divided space-time ViT encodes the *visible* patches of a randomly masked video (60 %
+of every frame, MAC §3.1) and a BERT-like text encoder the whole-word-masked caption (15 %, [MASK] only); a symmetric
+InfoNCE on the projected [CLS] embeddings aligns them (MAC §3.3, Eq. 2-3). There is no decoder and nothing is
+reconstructed ("masked-then-alignment").
+
+Random masking keeps the same number ``K`` of patches in every frame, at different places, so the visible tokens
+form a ``(T, K)`` grid: temporal attention runs over the ``T`` tokens with the same index ``k`` (which sit at
+different spatial positions in different frames, MAC Fig. 3) and spatial attention over the ``K`` tokens of a frame.
+Without a mask this is exactly divided space-time attention over patch positions (TimeSformer, Frozen-in-Time).
+
+The block follows a reading of Frozen-in-Time (m-bain/frozen-in-time@e1f13e1, ``model/video_transformer.py``,
+``SpaceTimeBlock`` / ``VarAttention``): the [CLS] token attends to every token in both attentions, each patch
+token to its group and the [CLS]; the temporal output feeds the spatial attention's input, and only the spatial
+output is added to the residual stream. Written from scratch on the shared layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput
+
+from ...layers import Attention, DropPath, Mlp, PatchEmbed3d
+from ...layers.attention import eager_attention_forward
+from ...losses import VideoTextContrastiveLoss
+from .configuration_mac import MacConfig, MacVisionConfig
+
+AttentionAxis = Literal["time", "space"]
+
+# ---------------------------------------------------------------------------------------------------- outputs
+
+
+@dataclass
+class MacVisionModelOutput(ModelOutput):
+    """
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(B, 1 + T * K, D)`): final-normed [CLS] and visible patch
+            tokens, frame-major (`K = h * w` without a mask).
+        pooler_output (`torch.FloatTensor` of shape `(B, D)`): the final-normed [CLS] token (MAC §3, `v_cls`).
+        attentions (`tuple(tuple(torch.FloatTensor))`, *optional*): per block `(temporal, spatial)` patch-group
+            attention maps, `(B * K, H, T, 1 + T)` and `(B * T, H, K, 1 + K)` (key 0 is [CLS]), with
+            `output_attentions=True`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    attentions: tuple[tuple[torch.FloatTensor, torch.FloatTensor], ...] | None = None
+
+
+@dataclass
+class MacOutput(ModelOutput):
+    """
+    Args:
+        logits_per_video (`torch.FloatTensor` of shape `(B_v, B_t)`): `exp(logit_scale)` times cosine similarities.
+        logits_per_text (`torch.FloatTensor` of shape `(B_t, B_v)`): their transpose.
+        video_embeds (`torch.FloatTensor` of shape `(B_v, P)`), text_embeds (`torch.FloatTensor` of shape
+            `(B_t, P)`): L2-normalized embeddings in the joint space.
+        vision_model_output (`MacVisionModelOutput`): the video encoder's outputs.
+        text_last_hidden_state (`torch.FloatTensor` of shape `(B_t, L, D_t)`): the text encoder's tokens.
+    """
+
+    logits_per_video: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    video_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    vision_model_output: MacVisionModelOutput | None = None
+    text_last_hidden_state: torch.FloatTensor | None = None
+
+
+@dataclass
+class MacForVideoTextRetrievalOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): the training objective, equal to `loss_vtc` (MAC has
+            no other term, §3.3 and Table 5).
+        loss_vtc (`torch.FloatTensor` of shape `()`, *optional*): symmetric InfoNCE, the mean of its two directions
+            (MAC Eq. 2-3; see `VideoTextContrastiveLoss`).
+        logits_per_video (`torch.FloatTensor` of shape `(B, B)`), logits_per_text (`torch.FloatTensor` of shape
+            `(B, B)`): scaled cosine similarities.
+        video_embeds (`torch.FloatTensor` of shape `(B, P)`), text_embeds (`torch.FloatTensor` of shape `(B, P)`):
+            L2-normalized embeddings.
+    """
+
+    loss: torch.FloatTensor | None = None
+    loss_vtc: torch.FloatTensor | None = None
+    logits_per_video: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    video_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+
+
+# ---------------------------------------------------------------------------------------------------- masking
+
+
+def visible_patch_grid(patches: torch.Tensor, bool_masked_pos: torch.Tensor | None) -> torch.Tensor:
+    """Keep the visible patches of every frame, in order: `(B, T, N, D)` -> `(B, T, K, D)`.
+
+    Args:
+        patches: `(B, T, N, D)` embedded patches (positions already added), `N = h * w`.
+        bool_masked_pos: `(B, T * N)` bool, True = masked, frame-major; `None` keeps every patch (`K = N`).
+
+    Raises:
+        ValueError: the mask has the wrong shape or dtype, masks a different number of patches in different frames
+            or samples (divided attention needs a `(T, K)` grid; `RandomMasker` masks equally per frame), or masks a
+            whole frame.
+    """
+    if bool_masked_pos is None:
+        return patches
+    batch_size, num_frames, num_patches, dim = patches.shape
+    expected = (batch_size, num_frames * num_patches)
+    if bool_masked_pos.dtype != torch.bool or tuple(bool_masked_pos.shape) != expected:
+        raise ValueError(
+            f"bool_masked_pos must be a bool tensor of shape (B, T*h*w) = {expected}, got {bool_masked_pos.dtype} "
+            f"{tuple(bool_masked_pos.shape)}."
+        )
+    visible = ~bool_masked_pos.view(batch_size, num_frames, num_patches)
+    counts = visible.sum(dim=-1)  # (B, T)
+    if not bool((counts == counts[0, 0]).all()):
+        raise ValueError(
+            f"bool_masked_pos leaves {counts.tolist()} visible patches per (sample, frame); MAC's divided attention "
+            "needs the same number in every frame of every sample (use RandomMasker, MAC §3.1)."
+        )
+    num_visible = int(counts[0, 0])
+    if num_visible == 0:
+        raise ValueError("bool_masked_pos masks every patch of a frame; at least one per frame must stay visible.")
+    return patches[visible].view(batch_size, num_frames, num_visible, dim)
+
+
+def resize_temporal_embeddings(table: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Temporal position embeddings for `num_frames` frames from a `(M, D)` table.
+
+    `num_frames <= M` takes the first rows (Frozen-in-Time feeds fewer frames through a prefix of its tiled table);
+    `num_frames > M` interpolates the table linearly in time (Frozen-in-Time's ``load_temporal_fix="interp"``).
+
+    Returns:
+        `(num_frames, D)`.
+    """
+    if num_frames <= table.shape[0]:
+        return table[:num_frames]
+    resized = F.interpolate(table.T[None], size=num_frames, mode="linear", align_corners=True)
+    return resized[0].T
+
+
+# ---------------------------------------------------------------------------------------------------- attention
+
+
+def _split_groups(tensor: torch.Tensor, num_frames: int, axis: AttentionAxis) -> torch.Tensor:
+    """Patch tokens `(B, T * K, H, Dh)` -> attention groups `(G, H, L, Dh)`.
+
+    `axis="time"`: `G = B * K` groups of the `L = T` tokens with the same index in every frame;
+    `axis="space"`: `G = B * T` groups of the `L = K` tokens of one frame.
+    """
+    batch_size, num_tokens, num_heads, head_dim = tensor.shape
+    grid = tensor.view(batch_size, num_frames, num_tokens // num_frames, num_heads, head_dim)
+    if axis == "time":
+        grid = grid.transpose(1, 2)  # (B, K, T, H, Dh)
+    return grid.flatten(0, 1).transpose(1, 2)
+
+
+def _merge_groups(tensor: torch.Tensor, batch_size: int, num_frames: int, axis: AttentionAxis) -> torch.Tensor:
+    """Inverse of :func:`_split_groups` on an attention output `(G, L, H, Dh)` -> `(B, T * K, H * Dh)`."""
+    num_groups, length, num_heads, head_dim = tensor.shape
+    grid = tensor.view(batch_size, num_groups // batch_size, length, num_heads * head_dim)
+    if axis == "time":
+        grid = grid.transpose(1, 2)  # back to (B, T, K, H * Dh)
+    return grid.reshape(batch_size, -1, num_heads * head_dim)
+
+
+class DividedSpaceTimeAttention(Attention):
+    """Self-attention along one axis of a `(T, K)` token grid with a global [CLS] (Frozen-in-Time's `VarAttention`).
+
+    Input `(B, 1 + T * K, D)`: [CLS] then the patch tokens, frame-major. The [CLS] query attends to all `1 + T * K`
+    tokens; each patch query attends to the [CLS] and to its group: the `T` tokens of the same index `k` in every
+    frame (`axis="time"`) or the `K` tokens of its frame (`axis="space"`). Same parameters and backends
+    (`config._attn_implementation`) as the shared :class:`~hf_videolang.layers.Attention`.
+    """
+
+    def _attention_function(self, implementation: str | None, output_attentions: bool):
+        implementation = implementation or self.attn_implementation
+        if output_attentions or implementation in (None, "eager"):
+            return eager_attention_forward
+        return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        num_frames: int,
+        axis: AttentionAxis,
+        attn_implementation: str | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """
+        Args:
+            hidden_states: `(B, 1 + T * K, D)`.
+            num_frames: `T`.
+            axis: `"time"` or `"space"`.
+            attn_implementation: backend for this call (default: the module's).
+            output_attentions: also return the patch groups' attention probabilities (eager path).
+
+        Returns:
+            `(B, 1 + T * K, D)` and, with `output_attentions`, `(G, H, L, 1 + L)` (key 0 = [CLS]).
+        """
+        if axis not in ("time", "space"):
+            raise ValueError(f"DividedSpaceTimeAttention: axis must be 'time' or 'space', got {axis!r}.")
+        batch_size, num_tokens, _ = hidden_states.shape
+        if (num_tokens - 1) % num_frames:
+            raise ValueError(f"{num_tokens - 1} patch tokens do not split into {num_frames} frames of equal size.")
+        qkv = F.linear(hidden_states, self.qkv.weight, self._qkv_bias())
+        query, key, value = qkv.view(batch_size, num_tokens, 3, self.num_heads, self.head_dim).unbind(2)
+        attention_fn = self._attention_function(attn_implementation, output_attentions)
+        common = dict(scaling=self.scaling, dropout=self.attn_drop if self.training else 0.0)
+
+        # [CLS] attends to every token.
+        cls_out, _ = attention_fn(
+            self, query[:, :1].transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), None, **common
+        )
+        # Patch tokens attend to the [CLS] and to their group.
+        group_query = _split_groups(query[:, 1:], num_frames, axis)
+        num_groups = group_query.shape[0]
+        cls_key = key[:, :1].transpose(1, 2).repeat_interleave(num_groups // batch_size, dim=0)
+        cls_value = value[:, :1].transpose(1, 2).repeat_interleave(num_groups // batch_size, dim=0)
+        group_key = torch.cat([cls_key, _split_groups(key[:, 1:], num_frames, axis)], dim=2)
+        group_value = torch.cat([cls_value, _split_groups(value[:, 1:], num_frames, axis)], dim=2)
+        patch_out, weights = attention_fn(self, group_query, group_key, group_value, None, **common)
+
+        output = torch.cat(
+            [cls_out.reshape(batch_size, 1, -1), _merge_groups(patch_out, batch_size, num_frames, axis)], dim=1
+        )
+        return self.proj_drop(self.proj(output)), (weights if output_attentions else None)
+
+
+class MacSpaceTimeBlock(GradientCheckpointingLayer):
+    """Divided space-time block (MAC §3.2, "first performs attention in the temporal dimension, then in the spatial
+    dimension"), with Frozen-in-Time's residual layout::
+
+        t = x + temporal_attn(temporal_norm(x))
+        x = x + drop_path(attn(norm1(t)))
+        x = x + drop_path(mlp(norm2(x)))
+
+    `attn`, `norm1`, `mlp` and `norm2` carry ViT's names, so an image ViT initializes the spatial part (MAC §4.3).
+    """
+
+    def __init__(self, config: MacVisionConfig, drop_path: float) -> None:
+        super().__init__()
+        dim, eps = config.hidden_size, config.layer_norm_eps
+        attention = partial(
+            DividedSpaceTimeAttention,
+            dim,
+            num_heads=config.num_attention_heads,
+            qkv_bias="qkv" if config.qkv_bias else "none",
+            attn_drop=config.attention_probs_dropout_prob,
+            proj_drop=config.hidden_dropout_prob,
+        )
+        self.temporal_norm = nn.LayerNorm(dim, eps=eps)
+        self.temporal_attn = attention()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = attention()
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = Mlp(
+            dim,
+            hidden_features=config.intermediate_size,
+            act_layer=partial(ACT2FN.__getitem__, config.hidden_act),
+            drop=config.hidden_dropout_prob,
+        )
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        num_frames: int,
+        attn_implementation: str | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor | None, torch.Tensor | None]]:
+        """`(B, 1 + T * K, D) -> (B, 1 + T * K, D)`, plus the (temporal, spatial) attention maps when asked."""
+        kwargs = dict(attn_implementation=attn_implementation, output_attentions=output_attentions)
+        temporal, temporal_weights = self.temporal_attn(self.temporal_norm(hidden_states), num_frames, "time", **kwargs)
+        spatial, spatial_weights = self.attn(self.norm1(hidden_states + temporal), num_frames, "space", **kwargs)
+        hidden_states = hidden_states + self.drop_path(spatial)
+        hidden_states = hidden_states + self.drop_path(self.mlp(self.norm2(hidden_states)))
+        return hidden_states, (temporal_weights, spatial_weights)
+
+
+# ---------------------------------------------------------------------------------------------------- base class
+
+
+class MacPreTrainedModel(PreTrainedModel):
+    """Weight initialization and shared settings of every MAC model."""
+
+    config_class = MacConfig
+    base_model_prefix = "mac"
+    main_input_name = "pixel_values"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_attention_backend = True
+    _no_split_modules = ["MacSpaceTimeBlock", "TransformerBlock", "BertLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # ViT / Frozen-in-Time: truncated normal (std 0.02) for linears, [CLS] and position tables.
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv3d)):
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, MacVisionEmbeddings):
+            init.trunc_normal_(module.cls_token, std=std)
+            init.trunc_normal_(module.position_embeddings, std=std)
+            init.trunc_normal_(module.temporal_embeddings, std=std)
+        elif isinstance(module, MacModel):
+            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+
+
+# ---------------------------------------------------------------------------------------------------- video encoder
+
+
+class MacVisionEmbeddings(nn.Module):
+    """Patch embedding, [CLS] and the learnable spatial + temporal position embeddings (MAC §3.1 "Video Masking").
+
+    `position_embeddings` `(1 + N, D)`: row 0 for [CLS] and one row per patch position, shared by all frames
+    (`E_s`); `temporal_embeddings` `(M, D)`: one row per frame, shared by all positions (`E_t`). Both are added
+    before masked patches are dropped, so every visible patch keeps its own space-time position.
+    """
+
+    def __init__(self, config: MacVisionConfig) -> None:
+        super().__init__()
+        self.patch_embed = PatchEmbed3d(
+            image_size=config.image_size,
+            patch_size=config.patch_size,
+            tubelet_size=1,
+            in_channels=config.num_channels,
+            embed_dim=config.hidden_size,
+        )
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.position_embeddings = nn.Parameter(torch.zeros(1 + config.num_patches_per_frame, config.hidden_size))
+        self.temporal_embeddings = nn.Parameter(torch.zeros(config.num_frames, config.hidden_size))
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None) -> torch.Tensor:
+        """`(B, T, C, H, W)` frames and an optional `(B, T * h * w)` mask -> `(B, 1 + T * K, D)` tokens."""
+        batch_size, num_frames = pixel_values.shape[:2]
+        patches = self.patch_embed(pixel_values)  # (B, T * N, D), frame-major
+        patches = patches.view(batch_size, num_frames, -1, patches.shape[-1])
+        temporal = resize_temporal_embeddings(self.temporal_embeddings, num_frames).to(patches.dtype)
+        patches = patches + self.position_embeddings[1:].to(patches.dtype) + temporal[:, None]
+        patches = visible_patch_grid(patches, bool_masked_pos).flatten(1, 2)
+        cls_token = (self.cls_token + self.position_embeddings[:1]).to(patches.dtype).expand(batch_size, -1, -1)
+        return self.dropout(torch.cat([cls_token, patches], dim=1))
+
+
+class MacVisionModel(MacPreTrainedModel):
+    """MAC's video encoder: a divided space-time ViT over the visible patches (MAC §3.2 "Video Encoder").
+
+    Images are 1-frame videos (MAC §4.1 / §5.1); the number of frames may differ from `config.num_frames` (see
+    :func:`resize_temporal_embeddings`).
+    """
+
+    config_class = MacVisionConfig
+    input_modalities = ("video",)
+
+    def __init__(self, config: MacVisionConfig) -> None:
+        super().__init__(config)
+        self.embeddings = MacVisionEmbeddings(config)
+        depth = config.num_hidden_layers
+        drop_path = [config.drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
+        self.blocks = nn.ModuleList(MacSpaceTimeBlock(config, drop_path[i]) for i in range(depth))
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embeddings.patch_embed
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> MacVisionModelOutput:
+        """
+        Args:
+            pixel_values: `(B, T, C, H, W)` normalized frames (`T == 1`: images).
+            bool_masked_pos: `(B, T * h * w)` bool, True = masked, the same count in every frame; only the visible
+                patches are encoded (MAC §3.1). `None` encodes every patch.
+            output_attentions: return every block's (temporal, spatial) attention maps (eager for that call).
+        """
+        num_frames = pixel_values.shape[1]
+        hidden_states = self.embeddings(pixel_values, bool_masked_pos)
+        implementation = self.config._attn_implementation
+        attentions = []
+        for block in self.blocks:
+            hidden_states, weights = block(
+                hidden_states, num_frames, attn_implementation=implementation, output_attentions=output_attentions
+            )
+            attentions.append(weights)
+        last_hidden_state = self.norm(hidden_states)
+        return MacVisionModelOutput(
+            last_hidden_state=last_hidden_state,
+            pooler_output=last_hidden_state[:, 0],
+            attentions=tuple(attentions) if output_attentions else None,
+        )
+
+
+# ---------------------------------------------------------------------------------------------------- dual encoder
+
+
+def _build_text_model(config: MacConfig) -> PreTrainedModel:
+    """The text encoder from `config.text_config` (DistilBERT, BERT, ...), without BERT's unused pooler."""
+    model = AutoModel.from_config(config.text_config)
+    if getattr(model, "pooler", None) is not None:
+        model.pooler = None  # MAC reads the [CLS] state through its own linear head (MAC §4.3)
+    return model
+
+
+class MacModel(MacPreTrainedModel):
+    """MAC's dual encoder (MAC §3.2): video encoder, text encoder and linear heads to the joint space.
+
+    `get_video_features` / `get_text_features` return the L2-normalized embeddings used for retrieval.
+    """
+
+    def __init__(self, config: MacConfig) -> None:
+        super().__init__(config)
+        self.vision_model = MacVisionModel._from_config(config.vision_config)
+        self.text_model = _build_text_model(config)
+        self.vision_projection = nn.Linear(config.vision_config.hidden_size, config.projection_dim)
+        self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim)
+        self.logit_scale = nn.Parameter(
+            torch.tensor(float(config.logit_scale_init_value)), requires_grad=config.learnable_temperature
+        )
+        self.post_init()
+
+    def load_text_encoder(self, source: str | PreTrainedModel, **kwargs) -> None:
+        """Copy pretrained text-encoder weights (a model, or a name/path for `AutoModel.from_pretrained`).
+
+        The checkpoint must have the architecture of `config.text_config`; a BERT pooler is ignored.
+
+        Raises:
+            ValueError: a weight of the text encoder is missing from the checkpoint.
+        """
+        if not isinstance(source, PreTrainedModel):
+            source = AutoModel.from_pretrained(source, **kwargs)
+        state = {name: value for name, value in source.state_dict().items() if not name.startswith("pooler.")}
+        missing, _ = self.text_model.load_state_dict(state, strict=False)
+        if missing:
+            raise ValueError(f"load_text_encoder: the checkpoint lacks {missing[:5]} (of {len(missing)} missing).")
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Text-encoder tokens `(B, L, D_t)`."""
+        return self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def pool_text(self, text_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """`(B, L, D_t)` -> `(B, D_t)`: the [CLS] state (MAC §3.2) or the mean of the real tokens (`text_pooling`)."""
+        if self.config.text_pooling == "cls":
+            return text_states[:, 0]
+        if attention_mask is None:
+            return text_states.mean(dim=1)
+        weights = attention_mask.to(text_states.dtype)[..., None]
+        return (text_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+    def get_video_features(
+        self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """L2-normalized `(B, P)` video embeddings of `(B, T, C, H, W)` frames (optionally masked)."""
+        pooled = self.vision_model(pixel_values, bool_masked_pos=bool_masked_pos).pooler_output
+        return F.normalize(self.vision_projection(pooled), dim=-1)
+
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalized `(B, P)` text embeddings of `(B, L)` token ids."""
+        pooled = self.pool_text(self.encode_text(input_ids, attention_mask), attention_mask)
+        return F.normalize(self.text_projection(pooled), dim=-1)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        bool_masked_pos: torch.Tensor | None = None,
+    ) -> MacOutput:
+        """Encode both modalities and score every video against every text (`exp(logit_scale) * cos`)."""
+        vision_output = self.vision_model(pixel_values, bool_masked_pos=bool_masked_pos)
+        video_embeds = F.normalize(self.vision_projection(vision_output.pooler_output), dim=-1)
+        text_states = self.encode_text(input_ids, attention_mask)
+        text_embeds = F.normalize(self.text_projection(self.pool_text(text_states, attention_mask)), dim=-1)
+        logits_per_video = self.logit_scale.exp() * video_embeds @ text_embeds.T
+        return MacOutput(
+            logits_per_video=logits_per_video,
+            logits_per_text=logits_per_video.T,
+            video_embeds=video_embeds,
+            text_embeds=text_embeds,
+            vision_model_output=vision_output,
+            text_last_hidden_state=text_states,
+        )
+
+
+class MacForVideoTextRetrieval(MacPreTrainedModel):
+    """MAC pre-training and retrieval fine-tuning: the dual encoder trained with the masked contrastive objective.
+
+    In training, the processor's collator passes the masked video (`bool_masked_pos`, 60 % per frame) and the
+    whole-word-masked captions (`mlm_input_ids`, 15 %); the encoders see only those masked views and VTC aligns
+    them (MAC §3.3). At evaluation, no mask is given and the plain `input_ids` are encoded. Implements the hooks of
+    `hf_videolang.evaluation.retrieval` (`get_video_features`, `get_text_features`).
+    """
+
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: MacConfig) -> None:
+        super().__init__(config)
+        self.mac = MacModel(config)
+        self.vtc_loss = VideoTextContrastiveLoss()
+        self.post_init()
+
+    def get_video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """L2-normalized `(B, P)` video embeddings (unmasked)."""
+        return self.mac.get_video_features(pixel_values)
+
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalized `(B, P)` text embeddings."""
+        return self.mac.get_text_features(input_ids, attention_mask)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        bool_masked_pos: torch.Tensor | None = None,
+        mlm_input_ids: torch.Tensor | None = None,
+        mlm_labels: torch.Tensor | None = None,
+        video_ids: torch.Tensor | None = None,
+        return_loss: bool = True,
+    ) -> MacForVideoTextRetrievalOutput:
+        """
+        Args:
+            pixel_values: `(B, T, C, H, W)` frames (`T == 1`: images).
+            input_ids, attention_mask: `(B, L)` captions; row i describes video i.
+            bool_masked_pos: `(B, T * h * w)` bool, True = masked, equal count per frame (MAC §3.1); `None` encodes
+                the full video.
+            mlm_input_ids: `(B, L)` the captions with whole words replaced by [MASK] (MAC §3.1 "Text Masking"; the
+                collator's name for masked text). When given, the text encoder reads them instead of `input_ids`.
+            mlm_labels: accepted so that collator batches pass through, and ignored: MAC predicts no tokens (§3).
+            video_ids: `(B,)` ids; captions of the same video are not negatives of each other.
+            return_loss: compute `loss` / `loss_vtc`.
+        """
+        del mlm_labels  # MAC aligns masked views, it reconstructs nothing (MAC §3, Table 5)
+        text_ids = mlm_input_ids if mlm_input_ids is not None else input_ids
+        if text_ids.shape != input_ids.shape:
+            raise ValueError(
+                f"mlm_input_ids {tuple(text_ids.shape)} must have the shape of input_ids {tuple(input_ids.shape)}."
+            )
+        if pixel_values.shape[0] != input_ids.shape[0]:
+            raise ValueError(
+                f"got {pixel_values.shape[0]} videos and {input_ids.shape[0]} captions; row i of each is one pair."
+            )
+        output = self.mac(pixel_values, text_ids, attention_mask, bool_masked_pos=bool_masked_pos)
+        loss = None
+        if return_loss:
+            loss = self.vtc_loss(output.video_embeds, output.text_embeds, self.mac.logit_scale, video_ids=video_ids)
+        return MacForVideoTextRetrievalOutput(
+            loss=loss,
+            loss_vtc=loss,
+            logits_per_video=output.logits_per_video,
+            logits_per_text=output.logits_per_text,
+            video_embeds=output.video_embeds,
+            text_embeds=output.text_embeds,
+        )
+
+
+__all__ = [
+    "DividedSpaceTimeAttention",
+    "MacForVideoTextRetrieval",
+    "MacForVideoTextRetrievalOutput",
+    "MacModel",
+    "MacOutput",
+    "MacPreTrainedModel",
+    "MacSpaceTimeBlock",
+    "MacVisionModel",
+    "MacVisionModelOutput",
+    "resize_temporal_embeddings",
+    "visible_patch_grid",
+]
