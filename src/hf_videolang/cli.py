@@ -19,8 +19,8 @@ def _make_corpus(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(output_dir=args.output_dir, model=args.model, num_videos=args.num_videos, seed=args.seed,
-             with_umt=args.with_umt)
+    output_dir = args.output_dir or ("runs/demo" if args.model == "umt" else "runs/demo_mac")
+    run_demo(output_dir=output_dir, model=args.model, num_videos=args.num_videos, seed=args.seed)
     return 0
 
 
@@ -48,12 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.set_defaults(func=_make_corpus)
 
     demo = sub.add_parser("demo", help="the main job: train and evaluate on the built-in corpus, offline")
-    demo.add_argument("--model", default="umt", help="which method to run")
-    demo.add_argument("--output-dir", default="runs/demo")
+    demo.add_argument("--model", default="umt", choices=("umt", "mac"), help="which method to run")
+    demo.add_argument("--output-dir", default=None, help="default: runs/demo (umt) or runs/demo_mac (mac)")
     demo.add_argument("--num-videos", type=int, default=None)
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--with-umt", action="store_true",
-                      help="also run UMT stage 1 and stage 2 on top of the teacher (work in progress)")
     demo.set_defaults(func=_demo)
 
     push = sub.add_parser("push", help="upload a saved model folder and its card to the Hub ($HF_ENDPOINT)")

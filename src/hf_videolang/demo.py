@@ -146,38 +146,62 @@ def _print_retrieval(title: str, stage: dict[str, Any]) -> None:
     )
 
 
-def run_demo(output_dir: str = "runs/demo", model: str = "umt", num_videos: int | None = None, seed: int = 0,
-             with_umt: bool = False) -> dict:
-    """Run every demo stage; print a results table and write ``results.json`` in ``output_dir``."""
-    if model != "umt":
-        raise ValueError(f"hf-videolang demo knows --model umt so far, got {model!r}")
+DEMO_MODELS = ("umt", "mac")
+
+
+def run_demo(output_dir: str = "runs/demo", model: str = "umt", num_videos: int | None = None, seed: int = 0) -> dict:
+    """Run every demo stage of ``model``; print the results tables and write ``results.json`` in ``output_dir``."""
+    if model not in DEMO_MODELS:
+        raise ValueError(f"hf-videolang demo: --model must be one of {', '.join(DEMO_MODELS)}, got {model!r}")
+    if model == "mac":
+        from .demo_mac import run_mac_demo
+
+        return run_mac_demo(output_dir=output_dir, num_videos=num_videos, seed=seed)
     from .data import make_corpus
 
     os.makedirs(output_dir, exist_ok=True)
     results: dict[str, Any] = {"seed": seed}
     start = time.perf_counter()
 
-    steps = 4 if with_umt else 2
+    steps = 6
     print(f"[1/{steps}] writing the built-in corpus")
     corpus_root = os.path.join(output_dir, "corpus")
     make_corpus(corpus_root, num_videos=num_videos or DEMO_NUM_VIDEOS, seed=seed)
     results["corpus"] = json.loads((Path(corpus_root) / "corpus.json").read_text())
 
     print(f"[2/{steps}] training the CLIP-style image-text teacher on corpus frames")
-    teacher = train_teacher(corpus_root, output_dir, seed=seed)
-    results["teacher"] = teacher
-    _print_retrieval("Teacher", teacher)
-    if with_umt:
-        print(f"[3/{steps}] UMT stage 1: semantic masking (80 %) + unmasked token alignment to the teacher")
-        results["umt_stage1"] = train_umt_stage1(corpus_root, output_dir, seed=seed)
-        print(f"[4/{steps}] UMT stage 2: VTC + VTM + MLM + UTA on video-text pairs")
-        results["umt_stage2"] = train_umt_stage2(corpus_root, output_dir, seed=seed)
-        _print_retrieval("UMT stage 2", results["umt_stage2"])
+    results["teacher"] = train_teacher(corpus_root, output_dir, seed=seed)
+    _print_retrieval("Teacher", results["teacher"])
+    print(f"[3/{steps}] UMT stage 1: semantic masking (80 %) + unmasked token alignment to the teacher")
+    results["umt_stage1"] = train_umt_stage1(corpus_root, output_dir, seed=seed)
+    print(f"[4/{steps}] UMT stage 2: VTC + VTM + MLM + UTA on video-text pairs")
+    results["umt_stage2"] = train_umt_stage2(corpus_root, output_dir, seed=seed)
+    _print_retrieval("UMT stage 2", results["umt_stage2"])
+    print(f"[5/{steps}] UMT video QA fine-tuning (answer decoder), multiple choice, reload, pipeline")
+    results["umt_qa"] = finetune_umt_qa(corpus_root, output_dir, seed=seed)
+    _print_qa(results["umt_qa"])
     results["total_seconds"] = round(time.perf_counter() - start, 1)
+    print(f"[6/{steps}] done")
     with open(os.path.join(output_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2, default=float)
     print(f"\nresults written to {os.path.join(output_dir, 'results.json')} ({results['total_seconds']} s)")
     return results
+
+
+def _print_qa(stage: dict[str, Any]) -> None:
+    metrics, chance, prior = stage["metrics"], stage["chance"], stage["prior"]
+    print(f"\nUMT video QA, test split ({stage['test_questions']} questions, "
+          f"{stage['test_questions_multi_frame']} need several frames)")  # fmt: skip
+    print(f"  {'metric':<22}{'model':>10}{'chance':>10}{'prior':>10}")
+    for name, key in (("QA accuracy", "accuracy"), ("QA multi-frame", "accuracy_multi_frame"),
+                      ("MC accuracy", "mc_accuracy")):  # fmt: skip
+        blind = f"{prior[key]:>10.2f}" if key in prior else f"{'-':>10}"
+        print(f"  {name:<22}{metrics[key]:>10.2f}{chance[key]:>10.2f}{blind}")
+    print("  (chance: a uniform guess; prior: the most frequent training answer of the question's type, no video)")
+    example = stage["pipeline_example"]
+    best = example["answers"][0]
+    print(f"\npipeline('video-question-answering'): {example['question']!r} -> {best['answer']!r} "
+          f"(score {best['score']:.2f}; expected {example['expected']!r})")  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------------------ UMT
@@ -278,6 +302,8 @@ def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: f
         cross_modal_config=dict(bert_config, num_hidden_layers=2),
         uta_num_layers=DEMO_UTA_LAYERS,
         projection_dim=128,
+        # MiniLM was trained with mean pooling: its [CLS] states are near-identical across captions (cos ~0.998).
+        text_pooling="mean",
     )
     model = UmtForPreTraining(config)
     for name in ("teacher", "uta_head"):
@@ -311,3 +337,98 @@ def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: f
         "chance": chance_retrieval_metrics(len(set(test_set["video"]))),
         "saved_to": stage2_dir,
     }
+
+
+def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 4,
+                    learning_rate: float = 1e-4) -> dict[str, Any]:
+    """UMT QA fine-tuning (UMT §4.3, the authors' `UMT_QA`): the answer decoder, started from the stage-2 cross-modal
+    decoder, learns to generate the answer; evaluation ranks the corpus answer list. Also evaluates multiple choice
+    (VTM + VTC, `score_candidates`) and reloads the saved folder through ``AutoModel`` and the
+    ``video-question-answering`` pipeline."""
+    from transformers import pipeline, set_seed
+
+    from .data import load_corpus
+    from .evaluation.qa import (
+        chance_mc_accuracy,
+        chance_qa_accuracy,
+        evaluate_multiple_choice,
+        evaluate_qa,
+        prior_qa_accuracy,
+    )
+    from .models.umt import UmtForVideoQuestionAnswering, UmtProcessor
+    from .training import AnswerTargetCollator, VideoTextCollator, VideoTextTrainer
+
+    set_seed(seed)
+    stage2_dir = os.path.join(output_dir, "umt_stage2")
+    model = UmtForVideoQuestionAnswering.from_pretraining(stage2_dir)
+    processor = UmtProcessor.from_pretrained(stage2_dir)
+    answers = json.loads((Path(corpus_root) / "answers.json").read_text())
+    model.set_answer_list(answers, processor.tokenizer, max_length=5)
+    train_set = load_corpus(corpus_root, "train", "qa")
+    test_set = load_corpus(corpus_root, "test", "qa")
+    # Fine-tuning sees every token (the authors fine-tune without masking); the QA model has no teacher anyway.
+    collator = VideoTextCollator(processor, task="qa", training=True, seed=seed, answer_list=answers,
+                                 return_masks=False)  # fmt: skip
+    trainer = VideoTextTrainer(
+        model=model,
+        args=_demo_trainer_args(output_dir, "umt_qa", seed, epochs, learning_rate),
+        train_dataset=train_set,
+        data_collator=AnswerTargetCollator(collator),
+    )
+    start = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - start
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+    model.eval()
+    qa = evaluate_qa(model, processor, test_set, batch_size=32, subsets={"multi_frame": "needs_multiple_frames"})
+    multi = [row for row in range(len(test_set)) if test_set[row]["needs_multiple_frames"]]
+    multi_set = test_set.select(multi)
+    baselines = {
+        "accuracy": (chance_qa_accuracy(answers, test_set["answer"]),
+                     prior_qa_accuracy(train_set["answer"], test_set["answer"], train_set["type"], test_set["type"])),
+        "accuracy_multi_frame": (
+            chance_qa_accuracy(answers, multi_set["answer"]),
+            prior_qa_accuracy(train_set["answer"], multi_set["answer"], train_set["type"], multi_set["type"])),
+    }  # fmt: skip
+    mc_set = load_corpus(corpus_root, "test", "mc")
+    mc = evaluate_multiple_choice(model, processor, mc_set, batch_size=16)
+
+    qa_dir = os.path.join(output_dir, "umt_qa")
+    model.save_pretrained(qa_dir)
+    processor.save_pretrained(qa_dir)
+    reload = _check_umt_reload(model, processor, qa_dir, test_set[0])
+    answerer = pipeline("video-question-answering", model=qa_dir)
+    example = test_set[next(iter(multi))]
+    answer = answerer(video=example["video"], question=example["question"], top_k=3)
+    return {
+        "train_seconds": round(train_seconds, 1),
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
+        "test_questions": len(test_set),
+        "test_questions_multi_frame": len(multi),
+        "metrics": {**qa.metrics, "mc_accuracy": mc.metrics["accuracy"]},
+        "chance": {**{k: v[0] for k, v in baselines.items()}, "mc_accuracy": chance_mc_accuracy(mc_set)},
+        "prior": {k: v[1] for k, v in baselines.items()},
+        "reload": reload,
+        "pipeline_example": {"video": example["video"], "question": example["question"],
+                             "expected": example["answer"], "answers": answer},  # fmt: skip
+        "saved_to": qa_dir,
+    }
+
+
+def _check_umt_reload(model, processor, folder: str, row: dict[str, Any]) -> dict[str, Any]:
+    """Reload ``folder`` with ``AutoModel`` (the base ``UmtModel``) and compare its embeddings and the QA model's."""
+    from transformers import AutoModel
+
+    reloaded = AutoModel.from_pretrained(folder).eval()
+    probe = processor(videos=[row["video"]], text=[row["question"]], training=False)
+    with torch.no_grad():
+        before = torch.cat([model.umt.get_video_features(probe["pixel_values"]),
+                            model.umt.get_text_features(probe["input_ids"], probe["attention_mask"])])  # fmt: skip
+        after = torch.cat([reloaded.get_video_features(probe["pixel_values"]),
+                           reloaded.get_text_features(probe["input_ids"], probe["attention_mask"])])  # fmt: skip
+    max_abs_diff = float((before - after).abs().max())
+    if max_abs_diff > 1e-6:
+        raise RuntimeError(f"AutoModel.from_pretrained({folder!r}) does not reproduce the model (max |diff| {max_abs_diff})")
+    return {"auto_class": type(reloaded).__name__, "max_abs_diff": max_abs_diff}

@@ -1,6 +1,6 @@
 """Training spine: the collator that decodes in DataLoader workers and the Trainer that logs every loss term."""
 
-from .collator import VideoTextCollator
+from .collator import AnswerTargetCollator, VideoTextCollator
 from .trainer import LossTermAverager, VideoTextTrainer, VideoTextTrainingArguments
 
-__all__ = ["LossTermAverager", "VideoTextCollator", "VideoTextTrainer", "VideoTextTrainingArguments"]
+__all__ = ["AnswerTargetCollator", "LossTermAverager", "VideoTextCollator", "VideoTextTrainer", "VideoTextTrainingArguments"]

@@ -155,6 +155,37 @@ class VideoTextCollator:
         return texts, labels, num_options
 
 
+
+class AnswerTargetCollator:
+    """Adds target answers ``answer_input_ids`` / ``answer_attention_mask`` ``(B, L_a)`` to QA batches, for models
+    that generate the answer (UMT's answer decoder, ALBEF-style) rather than classify it.
+
+    Wraps a :class:`VideoTextCollator` with ``task="qa"``; the index ``labels`` it adds is dropped, because a
+    generative head learns from the answer tokens (any answer, in the list or not), and so is ``video_ids``.
+
+    Args:
+        collator: the QA collator that decodes, samples, transforms and tokenizes the questions.
+        max_length: answer length in tokens, special tokens included (the authors' ``max_a_len``: 5).
+    """
+
+    def __init__(self, collator: VideoTextCollator, max_length: int = 5) -> None:
+        if collator.task != "qa":
+            raise ValueError(f"AnswerTargetCollator wraps a task='qa' collator, got task={collator.task!r}")
+        self.collator = collator
+        self.max_length = max_length
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> BatchFeature:
+        batch = self.collator(rows)
+        batch.pop("labels", None)
+        batch.pop("video_ids", None)
+        answers = [str(_field(row, "answer", index)).strip() for index, row in enumerate(rows)]
+        tokens = self.collator.processor.tokenizer(
+            answers, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        batch["answer_input_ids"] = tokens["input_ids"]
+        batch["answer_attention_mask"] = tokens["attention_mask"]
+        return batch
+
 def video_ids(videos: Sequence[Any]) -> torch.Tensor:
     """Integer id per distinct video of a batch ``(B,)``, in order of first appearance.
 

@@ -271,6 +271,29 @@ def test_pretraining_checkpoint_loads_into_every_head(tmp_path):
     )
 
 
+def test_qa_answer_decoder_starts_from_the_pretraining_decoder_and_mlm_head(tmp_path):
+    pretrained = build(UmtForPreTraining, seed=6)
+    torch.nn.init.normal_(pretrained.mlm_head.predictions.bias)  # zero at init: make the copy visible
+    pretrained.save_pretrained(tmp_path)
+    plain = UmtForVideoQuestionAnswering.from_pretrained(tmp_path)
+    qa = UmtForVideoQuestionAnswering.from_pretraining(tmp_path)
+    fusion = pretrained.umt.fusion_model.layer[0]
+    decoder = qa.answer_decoder.bert.encoder.layer[0]
+    for name in ("attention.self.query.weight", "crossattention.self.value.weight", "output.dense.weight"):
+        expected = fusion.get_parameter(name)
+        torch.testing.assert_close(decoder.get_parameter(name), expected, rtol=0, atol=0)
+        # Without from_pretraining the decoder is a fresh initialization.
+        assert not torch.equal(plain.answer_decoder.bert.encoder.layer[0].get_parameter(name), expected)
+    torch.testing.assert_close(
+        qa.answer_decoder.bert.embeddings.word_embeddings.weight,
+        pretrained.umt.text_model.embeddings.word_embeddings.weight, rtol=0, atol=0,
+    )
+    head, source = qa.answer_decoder.cls.predictions, pretrained.mlm_head.predictions
+    torch.testing.assert_close(head.transform.dense.weight, source.transform.dense.weight, rtol=0, atol=0)
+    torch.testing.assert_close(head.bias, source.bias, rtol=0, atol=0)
+    torch.testing.assert_close(head.decoder.weight, qa.answer_decoder.bert.embeddings.word_embeddings.weight)
+
+
 @pytest.mark.parametrize(
     ("auto_class", "expected"),
     [

@@ -119,6 +119,7 @@ def test_config_round_trip(tmp_path):
         (dict(teacher_image_size=48), "grid"),
         (dict(pretraining_stage=1, text_config=dict(hidden_size=32)), "video-only"),
         (dict(projection_dim=0), "projection_dim"),
+        (dict(text_pooling="max"), "text_pooling"),
     ],
 )
 def test_config_validation(overrides, message):
@@ -271,6 +272,23 @@ def test_features_are_normalized_and_logits_are_scaled_cosines():
     per_frame = model.get_video_features(inputs["pixel_values"], per_frame=True)
     assert per_frame.shape == (BATCH, FRAMES, 16)
     torch.testing.assert_close(per_frame.norm(dim=-1), torch.ones(BATCH, FRAMES))
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_text_pooling_reads_cls_or_the_masked_token_mean(pooling):
+    model = _model(text_pooling=pooling).umt.eval()
+    inputs = UmtModelTester.inputs()
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    states = model.encode_text(ids, mask)
+    if pooling == "cls":
+        pooled = states[:, 0]
+    else:  # row 0 has 5 real tokens: its padding must not count
+        pooled = torch.stack([states[row, : int(mask[row].sum())].mean(dim=0) for row in range(BATCH)])
+    expected = torch.nn.functional.normalize(model.text_projection(pooled), dim=-1)
+    torch.testing.assert_close(model.get_text_features(ids, mask), expected, rtol=1e-5, atol=1e-6)
+    # The pre-training VTC reads the same embeddings.
+    out = _model(text_pooling=pooling).eval()(**inputs, bool_masked_pos=torch.zeros(BATCH, TOKENS, dtype=torch.bool))
+    torch.testing.assert_close(out.text_embeds, expected, rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------------- teacher

@@ -168,6 +168,10 @@ class UmtConfig(PreTrainedConfig):
         projection_dim (`int`, defaults to 512): VTC embedding width (the authors' ``embed_dim``: 512 for B, 768 for L).
         logit_scale_init_value (`float`, defaults to log(1/0.07)): initial log inverse temperature; the temperature
             0.07 is learnable (the authors' ``temp``).
+        text_pooling (`str`, defaults to `"cls"`): which text state the VTC projection reads: `"cls"` (the authors'
+            ``text_proj(CLS)``, §3.2) or `"mean"` (the attention-masked mean of the tokens), for text encoders trained
+            with mean pooling, such as sentence-transformers' MiniLM, whose `[CLS]` state barely varies between
+            sentences (the built-in demo uses it; see the model card's Deviations).
         vtm_hard_negatives (`bool`, defaults to `True`): sample VTM negatives from the VTC similarities (§3.2).
         uta_loss_weight, vtc_loss_weight, vtm_loss_weight, mlm_loss_weight (`float`, default 1.0): loss weights
             (Table 6: all 1); 0 disables a term.
@@ -199,6 +203,7 @@ class UmtConfig(PreTrainedConfig):
     text_mask_ratio: float = 0.5
     projection_dim: int = 512
     logit_scale_init_value: float = math.log(1 / 0.07)
+    text_pooling: str = "cls"
     vtm_hard_negatives: bool = True
     uta_loss_weight: float | int = 1.0
     vtc_loss_weight: float | int = 1.0
@@ -251,6 +256,8 @@ class UmtConfig(PreTrainedConfig):
             )
         if any(len(ids) < 2 for ids in self.answer_token_ids):
             raise ValueError("UmtConfig: every entry of answer_token_ids needs a start token and at least one more.")
+        if self.text_pooling not in ("cls", "mean"):
+            raise ValueError(f"UmtConfig: text_pooling must be 'cls' or 'mean', got {self.text_pooling!r}.")
         if self.projection_dim <= 0:
             raise ValueError(f"UmtConfig: projection_dim must be positive, got {self.projection_dim}.")
         if self.pretraining_stage == 1 and self.uta_loss_weight == 0:

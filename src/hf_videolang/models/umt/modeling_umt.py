@@ -512,6 +512,9 @@ class UmtModel(UmtPreTrainedModel):
     (the authors' `vision_proj(pooled)` and `text_proj(CLS)`).
     """
 
+    # Loading the encoders out of a pre-training or task checkpoint drops its heads silently, as BertModel does.
+    _keys_to_ignore_on_load_unexpected = [r"^(teacher|uta_head|mlm_head|vtm_head|answer_decoder|classifier)\."]
+
     def __init__(self, config: UmtConfig, add_text_model: bool = True) -> None:
         super().__init__(config)
         self.vision_model = UmtVisionModel._from_config(config.vision_config)
@@ -560,9 +563,21 @@ class UmtModel(UmtPreTrainedModel):
         return self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """L2-normalized `(B, P)` text embeddings from the `[CLS]` token."""
+        """L2-normalized `(B, P)` text embeddings (from `[CLS]`, or the token mean: `config.text_pooling`)."""
         self._require_text("get_text_features")
-        return F.normalize(self.text_projection(self.encode_text(input_ids, attention_mask)[:, 0]), dim=-1)
+        return self.project_text(self.encode_text(input_ids, attention_mask), attention_mask)
+
+    def project_text(self, text_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalized `(B, P)` VTC embeddings of `(B, L, D_t)` text-encoder tokens."""
+        if self.config.text_pooling == "mean":
+            if attention_mask is None:
+                pooled = text_states.mean(dim=1)
+            else:
+                weights = attention_mask.to(text_states.dtype).unsqueeze(-1)
+                pooled = (text_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        else:
+            pooled = text_states[:, 0]
+        return F.normalize(self.text_projection(pooled), dim=-1)
 
     def fuse(
         self, text_states: torch.Tensor, attention_mask: torch.Tensor | None, video_states: torch.Tensor
@@ -583,7 +598,7 @@ class UmtModel(UmtPreTrainedModel):
         vision_output = self.vision_model(pixel_values, bool_masked_pos=bool_masked_pos)
         video_embeds = F.normalize(self.vision_projection(vision_output.pooler_output), dim=-1)
         text_states = self.encode_text(input_ids, attention_mask)
-        text_embeds = F.normalize(self.text_projection(text_states[:, 0]), dim=-1)
+        text_embeds = self.project_text(text_states, attention_mask)
         logits_per_video = self.logit_scale.exp() * video_embeds @ text_embeds.T
         return UmtOutput(
             logits_per_video=logits_per_video,
@@ -743,7 +758,7 @@ class UmtForPreTraining(UmtPreTrainedModel):
             video_states = vision_output.last_hidden_state
             text_states = self.umt.encode_text(input_ids, attention_mask)
             video_embeds = F.normalize(self.umt.vision_projection(vision_output.pooler_output), dim=-1)
-            text_embeds = F.normalize(self.umt.text_projection(text_states[:, 0]), dim=-1)
+            text_embeds = self.umt.project_text(text_states, attention_mask)
             if config.vtc_loss_weight > 0:
                 losses["vtc"] = self.vtc_loss(video_embeds, text_embeds, self.umt.logit_scale, video_ids=video_ids)
             if config.vtm_loss_weight > 0:
@@ -909,7 +924,7 @@ class _UmtMatchingMixin:
         flat_mask = flat_mask.clone()
         flat_mask[padded, 0] = 1
         text_states = self.umt.encode_text(flat_ids, flat_mask)
-        text_embeds = F.normalize(self.umt.text_projection(text_states[:, 0]), dim=-1)
+        text_embeds = self.umt.project_text(text_states, flat_mask)
         vtm = self.vtm_head(self.umt.fuse(text_states, flat_mask, video_states)[:, 0]).softmax(dim=-1)[:, 1]
 
         text_embeds = text_embeds.view(batch_size, num_candidates, -1)
@@ -1034,6 +1049,50 @@ class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
         self.vtm_head = nn.Linear(config.text_config.hidden_size, 2)
         self.answer_decoder = BertLMHeadModel._from_config(_answer_decoder_config(config.cross_modal_config))
         self.post_init()
+
+    @classmethod
+    def from_pretraining(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> UmtForVideoQuestionAnswering:
+        """Load a stage-2 `UmtForPreTraining` checkpoint and start the answer decoder from it, as the authors do
+        before QA fine-tuning (`tasks/shared_utils.py`): its layers from the cross-modal decoder (self-attention,
+        cross-attention, feed-forward), its embeddings from the text encoder, its LM head from the MLM head.
+
+        `from_pretrained` alone leaves the answer decoder randomly initialized (it is not in the checkpoint).
+        """
+        from safetensors.torch import load_file
+        from transformers.utils import SAFE_WEIGHTS_NAME, logging
+        from transformers.utils.hub import cached_file
+
+        # The load report would list the answer decoder as missing; it is filled right below.
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity_error()
+        try:
+            model = cls.from_pretrained(pretrained_model_name_or_path, **kwargs)
+        finally:
+            logging.set_verbosity(verbosity)
+        weights = cached_file(
+            pretrained_model_name_or_path, SAFE_WEIGHTS_NAME, _raise_exceptions_for_missing_entries=False
+        )
+        mlm_state = {}
+        if weights is not None:
+            prefix = "mlm_head."
+            mlm_state = {k[len(prefix):]: v for k, v in load_file(weights).items() if k.startswith(prefix)}
+        model.init_answer_decoder(mlm_state or None)
+        return model
+
+    @torch.no_grad()
+    def init_answer_decoder(self, mlm_head_state: dict[str, torch.Tensor] | None = None) -> None:
+        """Copy the cross-modal decoder's layers and the text embeddings into the answer decoder, and, when given,
+        a `BertOnlyMLMHead` state dict (`predictions.transform.*`, `predictions.bias`) into its LM head."""
+        decoder = self.answer_decoder
+        decoder.bert.embeddings.load_state_dict(self.umt.text_model.embeddings.state_dict())
+        decoder.bert.encoder.layer.load_state_dict(self.umt.fusion_model.layer.state_dict())
+        if mlm_head_state is not None:
+            head_state = {k: v for k, v in mlm_head_state.items() if not k.startswith("predictions.decoder.")}
+            missing, unexpected = decoder.cls.load_state_dict(head_state, strict=False)
+            if unexpected or any(not key.startswith("predictions.decoder.") for key in missing):
+                raise ValueError(f"init_answer_decoder: MLM head state missing {missing}, unexpected {unexpected}.")
+        # The LM decoder reads the (copied) word embeddings.
+        decoder.cls.predictions.decoder.weight.copy_(decoder.bert.embeddings.word_embeddings.weight)
 
     def set_answer_list(self, answers: Sequence[str], tokenizer, max_length: int = 5) -> None:
         """Store `answers` and their tokens (`[CLS] answer [SEP]`, at most `max_length` tokens; the authors'

@@ -1,0 +1,182 @@
+"""Question-answering and multiple-choice evaluation loops, and the baselines their numbers are read against.
+
+Open-ended QA ranks ``model.config.answer_list`` (``model(pixel_values, input_ids, attention_mask).logits``,
+``(B, num_answers)``); multiple choice ranks each row's options with ``model.score_candidates`` (the interface the
+``video-question-answering`` pipeline uses). Both decode videos with the processor's evaluation path.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasets
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..processing_utils import VideoTextProcessor
+from ..training.collator import VideoTextCollator
+from .metrics import mc_accuracy, normalize_answer, qa_accuracy
+
+
+@dataclass
+class QaResult:
+    """Predictions and accuracies (percent) of a QA evaluation.
+
+    Attributes:
+        metrics: ``{"accuracy": ...}`` plus ``"accuracy_<subset>"`` for every subset asked for.
+        predictions: the predicted answer string (QA) or option index (MC) of each row, in dataset order.
+        subset_sizes: number of rows in each subset.
+    """
+
+    metrics: dict[str, float]
+    predictions: list[Any]
+    subset_sizes: dict[str, int] = field(default_factory=dict)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _subset_metrics(
+    dataset: datasets.Dataset,
+    subsets: Mapping[str, str],
+    score: Callable[[list[int]], float],
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Accuracy on the rows whose boolean column ``subsets[name]`` is true, for every ``name``."""
+    metrics: dict[str, float] = {}
+    sizes: dict[str, int] = {}
+    for name, column in subsets.items():
+        if column not in dataset.column_names:
+            raise ValueError(f"subset {name!r}: the dataset has no column {column!r} (columns: {dataset.column_names})")
+        rows = [index for index, flag in enumerate(dataset[column]) if flag]
+        sizes[name] = len(rows)
+        if rows:
+            metrics[f"accuracy_{name}"] = score(rows)
+    return metrics, sizes
+
+
+@torch.no_grad()
+def evaluate_qa(
+    model: nn.Module,
+    processor: VideoTextProcessor,
+    dataset: datasets.Dataset,
+    batch_size: int = 32,
+    subsets: Mapping[str, str] | None = None,
+    progress: bool = True,
+    **forward_kwargs: Any,
+) -> QaResult:
+    """Open-ended QA accuracy: the top-ranked answer of ``model.config.answer_list`` against the ``"answer"`` column.
+
+    Args:
+        model: a QA model whose forward returns ``logits`` ``(B, len(config.answer_list))``.
+        processor: decodes, samples (evaluation path) and tokenizes the questions.
+        dataset: rows with ``"video"``, ``"question"`` and ``"answer"``.
+        subsets: ``{name: boolean column}``; adds ``accuracy_<name>`` over the rows where the column is true, e.g.
+            ``{"multi_frame": "needs_multiple_frames"}``.
+        progress: show a progress bar.
+        forward_kwargs: passed to the model's forward (e.g. ``top_k``).
+    """
+    answer_list = list(getattr(model.config, "answer_list", None) or [])
+    if not answer_list:
+        raise ValueError("evaluate_qa: model.config.answer_list is empty; set the candidate answers first.")
+    collator = VideoTextCollator(processor, task="qa", training=False, answer_list=answer_list)
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collator)
+    device = _model_device(model)
+    was_training = model.training
+    model.eval()
+    predictions: list[str] = []
+    for batch in tqdm(loader, desc="QA evaluation", disable=not progress):
+        logits = model(
+            pixel_values=batch["pixel_values"].to(device),
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+            **forward_kwargs,
+        ).logits
+        if logits.shape[-1] != len(answer_list):
+            raise ValueError(f"the model returned {logits.shape[-1]} answer scores for {len(answer_list)} answers.")
+        predictions.extend(answer_list[index] for index in logits.argmax(dim=-1).tolist())
+    model.train(was_training)
+    gold = [str(answer) for answer in dataset["answer"]]
+    metrics = {"accuracy": qa_accuracy(predictions, gold)}
+    extra, sizes = _subset_metrics(
+        dataset, subsets or {}, lambda rows: qa_accuracy([predictions[i] for i in rows], [gold[i] for i in rows])
+    )
+    metrics.update(extra)
+    return QaResult(metrics=metrics, predictions=predictions, subset_sizes=sizes)
+
+
+@torch.no_grad()
+def evaluate_multiple_choice(
+    model: nn.Module,
+    processor: VideoTextProcessor,
+    dataset: datasets.Dataset,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> QaResult:
+    """Multiple-choice accuracy: ``model.score_candidates`` ranks each row's ``"options"``; ``"answer"`` is the index
+    (or the text) of the right one."""
+    if not callable(getattr(model, "score_candidates", None)):
+        raise ValueError(f"{type(model).__name__} has no score_candidates(pixel_values, input_ids, attention_mask).")
+    collator = VideoTextCollator(processor, task="mc", training=False)
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collator)
+    device = _model_device(model)
+    was_training = model.training
+    model.eval()
+    predictions: list[int] = []
+    gold: list[int] = []
+    for batch in tqdm(loader, desc="multiple-choice evaluation", disable=not progress):
+        scores = model.score_candidates(
+            pixel_values=batch["pixel_values"].to(device),
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+        )
+        scores = getattr(scores, "logits", scores)
+        predictions.extend(scores.argmax(dim=-1).tolist())
+        gold.extend(batch["labels"].tolist())
+    model.train(was_training)
+    return QaResult(metrics={"accuracy": mc_accuracy(predictions, gold)}, predictions=predictions)
+
+
+def chance_mc_accuracy(dataset: datasets.Dataset) -> float:
+    """Expected accuracy (percent) of picking an option uniformly at random: the mean of ``1 / num_options``."""
+    counts = [len(options) for options in dataset["options"]]
+    if not counts:
+        raise ValueError("chance_mc_accuracy needs at least one row.")
+    return 100.0 * sum(1.0 / count for count in counts) / len(counts)
+
+
+def prior_qa_accuracy(
+    train_answers: Sequence[str],
+    test_answers: Sequence[str],
+    train_groups: Sequence[Any] | None = None,
+    test_groups: Sequence[Any] | None = None,
+) -> float:
+    """Accuracy (percent) of a blind baseline that never looks at the video: it answers the most frequent training
+    answer (of the question's group, e.g. its question type, when groups are given; the overall most frequent
+    answer for a group not seen in training)."""
+    if len(train_answers) == 0 or len(test_answers) == 0:
+        raise ValueError("prior_qa_accuracy needs training and test answers.")
+    if (train_groups is None) != (test_groups is None):
+        raise ValueError("give groups for both the training and the test answers, or for neither.")
+    train_groups = train_groups if train_groups is not None else [None] * len(train_answers)
+    test_groups = test_groups if test_groups is not None else [None] * len(test_answers)
+    by_group: dict[Any, Counter] = defaultdict(Counter)
+    for answer, group in zip(train_answers, train_groups):
+        by_group[group][normalize_answer(answer)] += 1
+    overall = Counter(normalize_answer(answer) for answer in train_answers).most_common(1)[0][0]
+    guesses = [by_group[group].most_common(1)[0][0] if group in by_group else overall for group in test_groups]
+    return qa_accuracy(guesses, list(test_answers))
+
+
+def chance_qa_accuracy(answer_list: Sequence[str], test_answers: Sequence[str]) -> float:
+    """Expected accuracy (percent) of answering uniformly at random from ``answer_list``."""
+    if not answer_list:
+        raise ValueError("chance_qa_accuracy needs a non-empty answer list.")
+    vocabulary = {normalize_answer(answer) for answer in answer_list}
+    covered = sum(normalize_answer(answer) in vocabulary for answer in test_answers)
+    return 100.0 * covered / (len(vocabulary) * max(len(test_answers), 1))
