@@ -8,9 +8,15 @@ Stages (each one prints its numbers next to chance and records them in ``results
    text->video retrieval on the test split (4 frames, mean-pooled); save with ``save_pretrained``, reload with
    ``from_pretrained`` and check the reloaded model reproduces the outputs (max |diff| <= 1e-6); export its vision tower as a
    ``CLIPVisionModelWithProjection``, the class UMT's unmasked teacher loads.
+3. ``umt_stage1``: UMT stage 1 (UMT §3.2): 8 frames, 80 % semantic masking from the teacher's class-token
+   attention, unmasked token alignment (UTA) on the last layers.
+4. ``umt_stage2``: 4 frames, VTC + VTM (hard negatives) + MLM + UTA; text encoder and cross-modal decoder from MiniLM;
+   text->video retrieval on the test split.
+5. ``umt_qa``: QA fine-tuning of the answer decoder (started from the cross-modal decoder); QA accuracy (all
+   questions and those that need several frames) next to chance and a blind per-type prior; multiple choice with
+   the stage-2 VTM/VTC heads; reload through ``AutoModel``; an answer from ``pipeline("video-question-answering")``.
 
-The UMT stages (stage 1 distillation with semantic masking, stage 2 video-text pre-training, QA fine-tuning and the
-``video-question-answering`` pipeline) are added by the UMT issue on top of this teacher.
+``--model mac`` runs :func:`hf_videolang.demo_mac.run_mac_demo` instead.
 """
 
 from __future__ import annotations
@@ -194,7 +200,7 @@ def _print_qa(stage: dict[str, Any]) -> None:
           f"{stage['test_questions_multi_frame']} need several frames)")  # fmt: skip
     print(f"  {'metric':<22}{'model':>10}{'chance':>10}{'prior':>10}")
     for name, key in (("QA accuracy", "accuracy"), ("QA multi-frame", "accuracy_multi_frame"),
-                      ("MC accuracy", "mc_accuracy")):  # fmt: skip
+                      ("MC acc. (stage 2)", "mc_accuracy")):  # fmt: skip
         blind = f"{prior[key]:>10.2f}" if key in prior else f"{'-':>10}"
         print(f"  {name:<22}{metrics[key]:>10.2f}{chance[key]:>10.2f}{blind}")
     print("  (chance: a uniform guess; prior: the most frequent training answer of the question's type, no video)")
@@ -211,7 +217,7 @@ DEMO_STUDENT = dict(hidden_size=384, num_hidden_layers=4, num_attention_heads=6,
 DEMO_UTA_LAYERS = 2  # the teacher has 4 layers; the paper aligns the last 6 of 12 (UMT §4.2), half the depth here too
 
 
-def train_umt_stage1(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 4) -> dict[str, Any]:
+def train_umt_stage1(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 3) -> dict[str, Any]:
     """UMT stage 1 (UMT §3.2): the student sees 20 % of the tokens of 8 frames, kept by semantic masking from the
     frozen teacher's class-token attention, and aligns them to the teacher's tokens on the last layers (UTA)."""
     from transformers import AutoTokenizer, CLIPVisionConfig, set_seed
@@ -277,7 +283,7 @@ LOSS_TERMS = ("loss_vtc", "loss_vtm", "loss_mlm", "loss_uta")
 
 
 def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 6,
-                     learning_rate: float = 1e-4) -> dict[str, Any]:
+                     learning_rate: float = 2e-4) -> dict[str, Any]:
     """UMT stage 2 (UMT §3.2): 4 frames at 80 % semantic masking, VTC + VTM (hard negatives) + MLM (50 %) + UTA, all
     weights 1; the student starts from stage 1, the text side from the pretrained MiniLM BERT."""
     from transformers import AutoConfig, set_seed
@@ -339,7 +345,7 @@ def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: f
     }
 
 
-def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 4,
+def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 1.5,
                     learning_rate: float = 1e-4) -> dict[str, Any]:
     """UMT QA fine-tuning (UMT §4.3, the authors' `UMT_QA`): the answer decoder, started from the stage-2 cross-modal
     decoder, learns to generate the answer; evaluation ranks the corpus answer list. Also evaluates multiple choice
@@ -355,7 +361,7 @@ def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: fl
         evaluate_qa,
         prior_qa_accuracy,
     )
-    from .models.umt import UmtForVideoQuestionAnswering, UmtProcessor
+    from .models.umt import UmtForVideoQuestionAnswering, UmtForVideoTextRetrieval, UmtProcessor
     from .training import AnswerTargetCollator, VideoTextCollator, VideoTextTrainer
 
     set_seed(seed)
@@ -391,8 +397,11 @@ def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: fl
             chance_qa_accuracy(answers, multi_set["answer"]),
             prior_qa_accuracy(train_set["answer"], multi_set["answer"], train_set["type"], multi_set["type"])),
     }  # fmt: skip
+    # Multiple choice ranks the options with the pre-trained VTM and VTC heads (the authors' `retrieval_mc.py` uses
+    # the retrieval model): QA fine-tuning moves the text encoder away from the VTC projection and the VTM head.
     mc_set = load_corpus(corpus_root, "test", "mc")
-    mc = evaluate_multiple_choice(model, processor, mc_set, batch_size=16)
+    mc = evaluate_multiple_choice(UmtForVideoTextRetrieval.from_pretrained(stage2_dir).eval(), processor, mc_set,
+                                  batch_size=16)  # fmt: skip
 
     qa_dir = os.path.join(output_dir, "umt_qa")
     model.save_pretrained(qa_dir)

@@ -395,6 +395,19 @@ def test_all_terms_finite_and_loss_is_the_weighted_sum():
     assert out.video_embeds.shape == out.text_embeds.shape == (BATCH, 16)
 
 
+def test_mlm_loss_equals_the_cross_entropy_of_the_full_vocabulary_head():
+    model = _model(vtm_loss_weight=0.0, uta_loss_weight=0.0).eval()
+    inputs = UmtModelTester.inputs()
+    mask = torch.zeros(BATCH, TOKENS, dtype=torch.bool)
+    out = model(**inputs, bool_masked_pos=mask)
+    with torch.no_grad():
+        video_states = model.umt.vision_model(inputs["pixel_values"], bool_masked_pos=mask).last_hidden_state
+        text = model.umt.encode_text(inputs["mlm_input_ids"], inputs["attention_mask"])
+        logits = model.mlm_head(model.umt.fuse(text, inputs["attention_mask"], video_states))  # every position
+    expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), inputs["mlm_labels"].flatten())
+    torch.testing.assert_close(out.loss_mlm, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_zero_weight_or_missing_labels_give_none():
     model = _model(vtc_loss_weight=0.0)
     inputs = UmtModelTester.inputs()

@@ -168,8 +168,8 @@ class UmtConfig(PreTrainedConfig):
         projection_dim (`int`, defaults to 512): VTC embedding width (the authors' ``embed_dim``: 512 for B, 768 for L).
         logit_scale_init_value (`float`, defaults to log(1/0.07)): initial log inverse temperature; the temperature
             0.07 is learnable (the authors' ``temp``).
-        text_pooling (`str`, defaults to `"cls"`): which text state the VTC projection reads: `"cls"` (the authors'
-            ``text_proj(CLS)``, §3.2) or `"mean"` (the attention-masked mean of the tokens), for text encoders trained
+        text_pooling (`str`, defaults to `"cls"`): which text state the VTC projection and the VTM head read: `"cls"`
+            (the authors' ``text_proj(CLS)`` and ``itm_head(CLS)``, §3.2) or `"mean"` (the attention-masked mean of the tokens), for text encoders trained
             with mean pooling, such as sentence-transformers' MiniLM, whose `[CLS]` state barely varies between
             sentences (the built-in demo uses it; see the model card's Deviations).
         vtm_hard_negatives (`bool`, defaults to `True`): sample VTM negatives from the VTC similarities (§3.2).

@@ -567,17 +567,19 @@ class UmtModel(UmtPreTrainedModel):
         self._require_text("get_text_features")
         return self.project_text(self.encode_text(input_ids, attention_mask), attention_mask)
 
+    def pool_text(self, text_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`(B, L, D)` text or fused tokens -> `(B, D)`: the `[CLS]` token, or the masked token mean
+        (`config.text_pooling`). VTC's projection and the VTM head both read it."""
+        if self.config.text_pooling == "cls":
+            return text_states[:, 0]
+        if attention_mask is None:
+            return text_states.mean(dim=1)
+        weights = attention_mask.to(text_states.dtype).unsqueeze(-1)
+        return (text_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
     def project_text(self, text_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """L2-normalized `(B, P)` VTC embeddings of `(B, L, D_t)` text-encoder tokens."""
-        if self.config.text_pooling == "mean":
-            if attention_mask is None:
-                pooled = text_states.mean(dim=1)
-            else:
-                weights = attention_mask.to(text_states.dtype).unsqueeze(-1)
-                pooled = (text_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-        else:
-            pooled = text_states[:, 0]
-        return F.normalize(self.text_projection(pooled), dim=-1)
+        return F.normalize(self.text_projection(self.pool_text(text_states, attention_mask)), dim=-1)
 
     def fuse(
         self, text_states: torch.Tensor, attention_mask: torch.Tensor | None, video_states: torch.Tensor
@@ -691,12 +693,13 @@ class UmtForPreTraining(UmtPreTrainedModel):
             neg_text, neg_video = sample_hard_negatives(sim, video_ids=video_ids, generator=generator)
         if attention_mask is None:
             attention_mask = torch.ones(text_states.shape[:2], dtype=torch.long, device=text_states.device)
+        fused_mask = torch.cat([attention_mask, attention_mask, attention_mask[neg_text]])
         fused = self.umt.fuse(
             torch.cat([text_states, text_states, text_states[neg_text]]),
-            torch.cat([attention_mask, attention_mask, attention_mask[neg_text]]),
+            fused_mask,
             torch.cat([video_states, video_states[neg_video], video_states]),
         )
-        logits = self.vtm_head(fused[:, 0])
+        logits = self.vtm_head(self.umt.pool_text(fused, fused_mask))
         batch_size = video_states.shape[0]
         return self.vtm_loss(logits[:batch_size], logits[batch_size:])
 
@@ -707,9 +710,14 @@ class UmtForPreTraining(UmtPreTrainedModel):
         mlm_labels: torch.Tensor,
         video_states: torch.Tensor,
     ) -> torch.Tensor:
-        """MLM: masked text through the text encoder, then the decoder attending to the video (UMT §3.2)."""
+        """MLM: masked text through the text encoder, then the decoder attending to the video (UMT §3.2).
+
+        The vocabulary head runs on the masked positions only: the loss is the same, and the `(tokens, vocab)`
+        projection, the costliest matmul of a small model's step, shrinks to the masked share of the tokens.
+        """
         fused = self.umt.fuse(self.umt.encode_text(mlm_input_ids, attention_mask), attention_mask, video_states)
-        return self.mlm_loss(self.mlm_head(fused), mlm_labels)
+        masked = mlm_labels != self.mlm_loss.ignore_index
+        return self.mlm_loss(self.mlm_head(fused[masked]), mlm_labels[masked])
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -889,7 +897,8 @@ class _UmtMatchingMixin:
                 "pairs must align."
             )
         text_states = self.umt.encode_text(input_ids, attention_mask)
-        return self.vtm_head(self.umt.fuse(text_states, attention_mask, video_states)[:, 0])
+        fused = self.umt.fuse(text_states, attention_mask, video_states)
+        return self.vtm_head(self.umt.pool_text(fused, attention_mask))
 
     def rerank(self, video_states: torch.Tensor, text_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Matching scores `(K,)` of `K` aligned pairs: the VTM positive-class logit, as the authors' `k_test`
@@ -925,7 +934,8 @@ class _UmtMatchingMixin:
         flat_mask[padded, 0] = 1
         text_states = self.umt.encode_text(flat_ids, flat_mask)
         text_embeds = self.umt.project_text(text_states, flat_mask)
-        vtm = self.vtm_head(self.umt.fuse(text_states, flat_mask, video_states)[:, 0]).softmax(dim=-1)[:, 1]
+        fused = self.umt.fuse(text_states, flat_mask, video_states)
+        vtm = self.vtm_head(self.umt.pool_text(fused, flat_mask)).softmax(dim=-1)[:, 1]
 
         text_embeds = text_embeds.view(batch_size, num_candidates, -1)
         similarity = self.umt.logit_scale.exp() * (text_embeds @ video_embeds[..., None]).squeeze(-1)
