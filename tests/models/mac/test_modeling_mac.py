@@ -10,7 +10,6 @@ import textwrap
 
 import pytest
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file
 from transformers import AutoModel, AutoModelForPreTraining, BertConfig, DistilBertConfig
 
@@ -21,7 +20,6 @@ from hf_videolang.models.mac import (
     MacForVideoTextRetrieval,
     MacModel,
     MacVisionConfig,
-    MacVisionModel,
     resize_temporal_embeddings,
 )
 from hf_videolang.video.masking import RandomMasker
