@@ -176,3 +176,28 @@ def test_loss_term_averager_weights_and_missing_terms():
     averager.add({"loss_a": torch.tensor([2.0, 4.0])}, weight=1.0)  # one value per GPU: averaged
     assert averager.pop_averages() == {"loss_a": pytest.approx((0.5 + 1.5 + 3.0) / 2.0), "loss_b": 4.0}
     assert averager.pop_averages() == {}
+
+
+def test_learning_rate_multipliers_scale_matching_parameters_through_the_schedule(
+    small_processor, square_corpus, tmp_path
+):
+    args = make_args(tmp_path, learning_rate=0.01, lr_scheduler_type="linear", warmup_steps=2, max_steps=4,
+                     learning_rate_multipliers='{"^video_proj\\\\.": 10, "proj": 3}')  # fmt: skip
+    assert args.learning_rate_multipliers == {"^video_proj\\.": 10, "proj": 3}  # parsed from JSON
+    model = make_model()
+    trainer = VideoTextTrainer(model=model, args=args, train_dataset=Dataset.from_list(square_corpus),
+                               data_collator=VideoTextCollator(small_processor, task="retrieval"))  # fmt: skip
+    trainer.create_optimizer_and_scheduler(num_training_steps=4)
+    names = {id(p): n for n, p in model.named_parameters()}
+    group_of = {names[id(p)]: group for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert sorted(group_of) == sorted(names.values())  # every parameter kept, each in one group
+    for name, group in group_of.items():
+        factor = 10 if name.startswith("video_proj.") else 3 if "proj" in name else 1  # first match wins
+        assert group["initial_lr"] == pytest.approx(0.01 * factor), name
+    assert trainer.optimizer.param_groups[0]["initial_lr"] == pytest.approx(0.01)  # the one Trainer logs
+    trainer.optimizer.step()  # no gradients yet: a no-op that keeps the scheduler's step order
+    trainer.lr_scheduler.step()  # warm-up step 1 of 2: every group at half its own peak
+    for name, group in group_of.items():
+        assert group["lr"] == pytest.approx(group["initial_lr"] / 2), name
+    with pytest.raises(ValueError, match="positive number"):
+        make_args(tmp_path, learning_rate_multipliers={"proj": 0})

@@ -8,6 +8,9 @@ Models return ``loss`` (the weighted sum) and each unweighted term as ``loss_<na
 
 from __future__ import annotations
 
+import json
+import re
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +42,23 @@ class VideoTextTrainingArguments(TrainingArguments):
         default=False,
         metadata={"help": "Drop dataset columns the model forward does not take (keep False with VideoTextCollator)."},
     )
+    learning_rate_multipliers: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "Per-parameter learning-rate factors: a dict (or its JSON) from a regular expression searched in "
+            "the parameter name to a factor, e.g. '{\"crossattention|vtm_head\": 10}'; the first match wins, "
+            "others keep the factor 1. For modules added on top of pretrained ones."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.learning_rate_multipliers, str):
+            self.learning_rate_multipliers = json.loads(self.learning_rate_multipliers)
+        for pattern, factor in (self.learning_rate_multipliers or {}).items():
+            re.compile(pattern)
+            if not isinstance(factor, (int, float)) or factor <= 0:
+                raise ValueError(f"learning_rate_multipliers[{pattern!r}] must be a positive number, got {factor!r}")
 
 
 class LossTermAverager:
@@ -137,6 +157,33 @@ class VideoTextTrainer(Trainer):
         self._eval_loss_terms = LossTermAverager()
 
     # ------------------------------------------------------------------ loss
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """``Trainer``'s optimizer, with each parameter group split by ``args.learning_rate_multipliers``.
+
+        The learning-rate scheduler is built afterwards from each group's ``lr``, so a factor holds for the whole
+        schedule (warm-up and decay included).
+        """
+        optimizer = super().create_optimizer(model)
+        multipliers = getattr(self.args, "learning_rate_multipliers", None)
+        if not multipliers:
+            return optimizer
+        names = {id(p): name for name, p in (model if model is not None else self.model).named_parameters()}
+        patterns = [(re.compile(pattern), float(factor)) for pattern, factor in multipliers.items()]
+        base_groups, scaled_groups = [], []
+        for group in optimizer.param_groups:
+            by_factor: dict[float, list[nn.Parameter]] = defaultdict(list)
+            for param in group["params"]:
+                name = names.get(id(param), "")
+                by_factor[next((f for pattern, f in patterns if pattern.search(name)), 1.0)].append(param)
+            for factor, params in by_factor.items():
+                split = {**group, "params": params, "lr": group["lr"] * factor}
+                (base_groups if factor == 1.0 else scaled_groups).append(split)
+        # Unscaled groups first: Trainer logs the learning rate of group 0.
+        optimizer.param_groups.clear()
+        for group in base_groups + scaled_groups:
+            optimizer.add_param_group(group)
+        return optimizer
 
     def compute_loss(
         self,
