@@ -15,9 +15,12 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from typing import Any, BinaryIO, ClassVar, Union
+
+from typing_extensions import Self
 
 import numpy as np
 import torch
@@ -161,6 +164,16 @@ class VideoTextProcessor(ProcessorMixin):
         self._build_components()
 
     # ------------------------------------------------------------------ set-up
+
+    def with_num_frames(self, num_frames: int) -> Self:
+        """A copy that samples ``num_frames`` frames per video (e.g. UMT's 8-frame stage 1, MAC's 1-frame phase)."""
+        if not isinstance(num_frames, int) or num_frames < 1:
+            raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
+        clone = copy.copy(self)
+        clone.num_frames = num_frames
+        clone._validate_settings()
+        clone._build_components()
+        return clone
 
     def _validate_settings(self) -> None:
         if self.image_size % self.patch_size:

@@ -32,7 +32,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
 
-from ...layers import Attention, DropPath, Mlp, PatchEmbed3d
+from ...layers import Attention, DropPath, Mlp, PatchEmbed3d, pool_tokens
 from ...layers.attention import eager_attention_forward
 from ...losses import VideoTextContrastiveLoss
 from .configuration_mac import MacConfig, MacVisionConfig
@@ -464,12 +464,7 @@ class MacModel(MacPreTrainedModel):
 
     def pool_text(self, text_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """`(B, L, D_t)` -> `(B, D_t)`: the [CLS] state (MAC §3.2) or the mean of the real tokens (`text_pooling`)."""
-        if self.config.text_pooling == "cls":
-            return text_states[:, 0]
-        if attention_mask is None:
-            return text_states.mean(dim=1)
-        weights = attention_mask.to(text_states.dtype)[..., None]
-        return (text_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        return pool_tokens(text_states, attention_mask, self.config.text_pooling)
 
     def get_video_features(
         self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None

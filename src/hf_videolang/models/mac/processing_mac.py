@@ -8,7 +8,6 @@ at random and 15 % of the words replaced, whole, by [MASK] only.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from transformers import PreTrainedTokenizerBase
@@ -54,16 +53,6 @@ class MacProcessor(VideoTextProcessor):
         )
         settings.update(overrides)
         return cls(tokenizer, **settings)
-
-    def with_num_frames(self, num_frames: int) -> MacProcessor:
-        """A copy that samples ``num_frames`` frames per video (1 for MAC's spatial phase, §4.3)."""
-        if not isinstance(num_frames, int) or num_frames < 1:
-            raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
-        clone = copy.copy(self)
-        clone.num_frames = num_frames
-        clone._validate_settings()
-        clone._build_components()
-        return clone
 
 
 __all__ = ["MacProcessor"]

@@ -33,7 +33,7 @@ from transformers.models.bert.modeling_bert import BertAttention, BertIntermedia
 from transformers.utils import ModelOutput
 
 from ...evaluation.retrieval import place_above
-from ...layers import AbsolutePositionEmbedding, Attention, Block, LayerScale, PatchEmbed3d
+from ...layers import AbsolutePositionEmbedding, Attention, Block, LayerScale, PatchEmbed3d, pool_tokens
 from ...losses import (
     MaskedLanguageModelingLoss,
     UnmaskedTokenAlignmentLoss,
@@ -570,12 +570,7 @@ class UmtModel(UmtPreTrainedModel):
     def pool_text(self, text_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """`(B, L, D)` text or fused tokens -> `(B, D)`: the `[CLS]` token, or the masked token mean
         (`config.text_pooling`). VTC's projection and the VTM head both read it."""
-        if self.config.text_pooling == "cls":
-            return text_states[:, 0]
-        if attention_mask is None:
-            return text_states.mean(dim=1)
-        weights = attention_mask.to(text_states.dtype).unsqueeze(-1)
-        return (text_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        return pool_tokens(text_states, attention_mask, self.config.text_pooling)
 
     def project_text(self, text_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """L2-normalized `(B, P)` VTC embeddings of `(B, L, D_t)` text-encoder tokens."""

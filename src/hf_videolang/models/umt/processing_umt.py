@@ -9,7 +9,6 @@ and 50 % of the text tokens selected for MLM.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,16 +40,6 @@ class UmtProcessor(VideoTextProcessor):
     text_masking = "mlm"
     mlm_probability = 0.5  # UMT §4.1 / Table 5 (the authors' mlm_masking_prob)
     max_length = 32  # the authors' max_txt_l
-
-    def with_num_frames(self, num_frames: int) -> UmtProcessor:
-        """A copy that samples ``num_frames`` frames per video (e.g. 8 for stage 1)."""
-        if not isinstance(num_frames, int) or num_frames < 1:
-            raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
-        clone = copy.copy(self)
-        clone.num_frames = num_frames
-        clone._validate_settings()
-        clone._build_components()
-        return clone
 
     def __call__(
         self,
