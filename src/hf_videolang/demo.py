@@ -64,7 +64,7 @@ def _demo_trainer_args(output_dir: str, name: str, seed: int, epochs: float, lea
     return VideoTextTrainingArguments(
         output_dir=os.path.join(output_dir, f"{name}_trainer"), per_device_train_batch_size=32,
         num_train_epochs=epochs, learning_rate=learning_rate, weight_decay=0.05, warmup_steps=10,
-        lr_scheduler_type="cosine", logging_steps=10, save_strategy="no", report_to=[], dataloader_num_workers=1,
+        lr_scheduler_type="cosine", logging_steps=0.05, save_strategy="no", report_to=[], dataloader_num_workers=1,
         seed=seed, use_cpu=not torch.cuda.is_available(),
     )  # fmt: skip
 
