@@ -310,3 +310,34 @@ def train_and_report(trainer: Any, training_args: Any, loss_names: Sequence[str]
         if values:
             metrics[name] = values[-1]
     return metrics
+
+
+def retrieval_eval_metrics(
+    model: Any, processor: Any, eval_set: datasets.Dataset, training_args: Any, **kwargs: Any
+) -> dict[str, float]:
+    """Retrieval metrics of ``model`` (a dual encoder) on ``eval_set``, prefixed ``eval_``; ``kwargs`` go to
+    :func:`~hf_videolang.evaluation.retrieval.evaluate_retrieval` (e.g. ``rerank_top_k``)."""
+    from hf_videolang.evaluation.retrieval import evaluate_retrieval
+
+    result = evaluate_retrieval(
+        model, processor, eval_set, batch_size=training_args.per_device_eval_batch_size, device=training_args.device,
+        progress=not training_args.disable_tqdm, **kwargs,
+    )  # fmt: skip
+    return {f"eval_{name}": float(value) for name, value in result.metrics.items()}
+
+
+def report_and_save(
+    trainer: Any,
+    model: Any,
+    processor: Any,
+    metrics: dict[str, float],
+    eval_metrics: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """Log ``eval_metrics`` and add them to ``metrics``, then save model, processor and metrics on the main process
+    into ``trainer.args.output_dir``; returns ``metrics``."""
+    if eval_metrics:
+        trainer.log_metrics("eval", dict(eval_metrics))
+        metrics.update(eval_metrics)
+    if trainer.is_world_process_zero():
+        save(model, processor, trainer.args.output_dir, metrics)
+    return metrics

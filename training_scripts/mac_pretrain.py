@@ -27,10 +27,17 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import DataArguments, load_split, parse_args, save, setup_logging, train_and_report  # noqa: E402
+from common import (  # noqa: E402
+    DataArguments,
+    load_split,
+    parse_args,
+    report_and_save,
+    retrieval_eval_metrics,
+    setup_logging,
+    train_and_report,
+)
 from transformers import AutoTokenizer, set_seed  # noqa: E402
 
-from hf_videolang.evaluation.retrieval import evaluate_retrieval  # noqa: E402
 from hf_videolang.models.mac import MacConfig, MacForVideoTextRetrieval, MacProcessor  # noqa: E402
 from hf_videolang.training import VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
 
@@ -115,17 +122,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     metrics = train_and_report(trainer, training_args, LOSS_TERMS)
     metrics["num_frames"] = processor.num_frames
 
-    if eval_set is not None:
-        retrieval = evaluate_retrieval(
-            model, processor, eval_set, batch_size=training_args.per_device_eval_batch_size,
-            device=training_args.device, progress=not training_args.disable_tqdm,
-        )  # fmt: skip
-        eval_metrics = {f"eval_{name}": float(value) for name, value in retrieval.metrics.items()}
-        trainer.log_metrics("eval", eval_metrics)
-        metrics.update(eval_metrics)
-    if trainer.is_world_process_zero():
-        save(model, processor, training_args.output_dir, metrics)
-    return metrics
+    eval_metrics = None if eval_set is None else retrieval_eval_metrics(model, processor, eval_set, training_args)
+    return report_and_save(trainer, model, processor, metrics, eval_metrics)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from common import (  # noqa: E402
     load_split,
     logger,
     parse_args,
-    save,
+    report_and_save,
     setup_logging,
     train_and_report,
 )
@@ -112,17 +112,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         processing_class=processor,
     )
     metrics = train_and_report(trainer, training_args)
+    eval_metrics = None
     if eval_set is not None:
         subsets = {"multi_frame": "needs_multiple_frames"} if "needs_multiple_frames" in eval_set.column_names else {}
         accuracy = evaluate_qa(
             model, processor, eval_set, training_args.per_device_eval_batch_size, subsets=subsets, top_k=qa_args.top_k
         ).metrics
         eval_metrics = {f"eval_{name}": value for name, value in accuracy.items()}
-        trainer.log_metrics("eval", eval_metrics)
-        metrics.update(eval_metrics)
-    if trainer.is_world_process_zero():
-        save(model, processor, training_args.output_dir, metrics)
-    return metrics
+    return report_and_save(trainer, model, processor, metrics, eval_metrics)
 
 
 if __name__ == "__main__":

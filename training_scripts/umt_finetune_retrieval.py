@@ -26,15 +26,15 @@ from common import (  # noqa: E402
     build_processor,
     finetuning_config,
     load_split,
-    train_and_report,
     logger,
     parse_args,
-    save,
+    report_and_save,
+    retrieval_eval_metrics,
     setup_logging,
+    train_and_report,
 )
 from transformers import set_seed  # noqa: E402
 
-from hf_videolang.evaluation.retrieval import evaluate_retrieval  # noqa: E402
 from hf_videolang.models.umt import UmtForPreTraining, UmtForVideoTextRetrieval  # noqa: E402
 from hf_videolang.training import VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
 
@@ -82,17 +82,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     metrics = train_and_report(trainer, training_args, ("loss_vtc", "loss_vtm"))
 
     retrieval_model = to_retrieval_model(model)
+    eval_metrics = None
     if eval_set is not None:
-        retrieval = evaluate_retrieval(
-            retrieval_model, processor, eval_set, batch_size=training_args.per_device_eval_batch_size,
-            rerank_top_k=retrieval_args.rerank_top_k, device=training_args.device,
-            progress=not training_args.disable_tqdm,
-        )  # fmt: skip
-        eval_metrics = {f"eval_{name}": float(value) for name, value in retrieval.metrics.items()}
-        trainer.log_metrics("eval", eval_metrics)
-        metrics.update(eval_metrics)
-    if trainer.is_world_process_zero():
-        save(retrieval_model, processor, training_args.output_dir, metrics)
+        eval_metrics = retrieval_eval_metrics(
+            retrieval_model, processor, eval_set, training_args, rerank_top_k=retrieval_args.rerank_top_k
+        )
+    report_and_save(trainer, retrieval_model, processor, metrics, eval_metrics)
     logger.info("retrieval fine-tuning done: %s", metrics)
     return metrics
 

@@ -29,11 +29,11 @@ from common import (  # noqa: E402
     load_config,
     load_split,
     load_teacher_if_given,
-    train_and_report,
     logger,
     parse_args,
-    save,
+    report_and_save,
     setup_logging,
+    train_and_report,
 )
 from transformers import set_seed  # noqa: E402
 
@@ -77,9 +77,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         data_collator=VideoOnlyCollator(processor, task="pretrain", training=True, seed=training_args.seed),
         processing_class=processor,
     )
-    metrics = train_and_report(trainer, training_args, ("loss_uta",))
-    if trainer.is_world_process_zero():
-        save(model, processor, training_args.output_dir, metrics)
+    metrics = report_and_save(trainer, model, processor, train_and_report(trainer, training_args, ("loss_uta",)))
     logger.info("stage 1 done: %s", metrics)
     return metrics
 

@@ -28,14 +28,14 @@ from common import (  # noqa: E402
     load_config,
     load_split,
     load_teacher_if_given,
-    train_and_report,
     parse_args,
-    save,
+    report_and_save,
+    retrieval_eval_metrics,
     setup_logging,
+    train_and_report,
 )
 from transformers import set_seed  # noqa: E402
 
-from hf_videolang.evaluation.retrieval import evaluate_retrieval  # noqa: E402
 from hf_videolang.models.umt import UmtConfig, UmtForPreTraining  # noqa: E402
 from hf_videolang.training import VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
 
@@ -94,18 +94,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     )
     metrics = train_and_report(trainer, training_args, LOSS_TERMS)
 
+    eval_metrics = None
     if eval_set is not None:
         # UmtModel is the dual encoder (get_video_features / get_text_features) of the pre-training model.
-        retrieval = evaluate_retrieval(
-            model.umt, processor, eval_set, batch_size=training_args.per_device_eval_batch_size,
-            device=training_args.device, progress=not training_args.disable_tqdm,
-        )  # fmt: skip
-        eval_metrics = {f"eval_{name}": float(value) for name, value in retrieval.metrics.items()}
-        trainer.log_metrics("eval", eval_metrics)
-        metrics.update(eval_metrics)
-    if trainer.is_world_process_zero():
-        save(model, processor, training_args.output_dir, metrics)
-    return metrics
+        eval_metrics = retrieval_eval_metrics(model.umt, processor, eval_set, training_args)
+    return report_and_save(trainer, model, processor, metrics, eval_metrics)
 
 
 if __name__ == "__main__":
