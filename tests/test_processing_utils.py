@@ -178,3 +178,11 @@ def test_call_argument_errors(tiny_tokenizer):
     assert not semantic.makes_visual_masks
     with pytest.raises(ValueError, match="inside the model"):
         semantic(videos=np.zeros((4, 32, 32, 3), np.uint8), return_masks=True)
+
+
+def test_num_frames_per_call_and_do_sample_frames(tiny_tokenizer, small_video):
+    processor = VideoTextProcessor(tiny_tokenizer, num_frames=4, image_size=32, patch_size=8)
+    assert processor(small_video[0], num_frames=2)["pixel_values"].shape[1] == 2
+    assert processor(small_video[0])["pixel_values"].shape[1] == 4  # the processor itself is unchanged
+    with pytest.raises(ValueError, match="always samples frames"):
+        processor(small_video[0], do_sample_frames=False)

@@ -346,6 +346,8 @@ class VideoTextProcessor(ProcessorMixin):
         return_mlm: bool = False,
         generator: torch.Generator | None = None,
         return_tensors: str | None = "pt",
+        num_frames: int | None = None,
+        do_sample_frames: bool = True,
     ) -> BatchFeature:
         """Prepare a batch of videos and/or texts.
 
@@ -358,6 +360,10 @@ class VideoTextProcessor(ProcessorMixin):
             return_mlm: add ``mlm_input_ids`` / ``mlm_labels`` (needs ``text``).
             generator: the randomness of sampling, augmentation and masking; the same seed gives the same batch.
             return_tensors: only ``"pt"`` (PyTorch) is supported.
+            num_frames: frames per video for this call (default: ``self.num_frames``), as transformers' video
+                processors take it.
+            do_sample_frames: must stay True (the processor always samples frames); accepted for compatibility with
+                transformers' video processors.
 
         Returns:
             [`BatchFeature`] with, as requested:
@@ -371,6 +377,15 @@ class VideoTextProcessor(ProcessorMixin):
             EmptyTextError: a text is empty or only whitespace.
             VideoError: a video cannot be read (see :mod:`hf_videolang.errors`).
         """
+        if not do_sample_frames:
+            raise ValueError(
+                f"{type(self).__name__} always samples frames from the video; do_sample_frames=False is not supported"
+            )
+        if num_frames not in (None, self.num_frames):
+            return self.with_num_frames(num_frames)(
+                videos, text, training=training, return_masks=return_masks, return_mlm=return_mlm,
+                generator=generator, return_tensors=return_tensors,
+            )  # fmt: skip
         if return_tensors not in ("pt", None):
             raise ValueError(
                 f"{type(self).__name__} returns PyTorch tensors only, got return_tensors={return_tensors!r}"

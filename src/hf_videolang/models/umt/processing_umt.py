@@ -9,13 +9,7 @@ and 50 % of the text tokens selected for MLM.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-import torch
-from transformers import BatchFeature
-
-from ...processing_utils import VideoInput, VideoTextProcessor
+from ...processing_utils import VideoTextProcessor
 
 
 class UmtProcessor(VideoTextProcessor):
@@ -40,39 +34,6 @@ class UmtProcessor(VideoTextProcessor):
     text_masking = "mlm"
     mlm_probability = 0.5  # UMT §4.1 / Table 5 (the authors' mlm_masking_prob)
     max_length = 32  # the authors' max_txt_l
-
-    def __call__(
-        self,
-        videos: VideoInput | Sequence[VideoInput] | None = None,
-        text: str | Sequence[str] | None = None,
-        training: bool = False,
-        return_masks: bool = False,
-        return_mlm: bool = False,
-        generator: torch.Generator | None = None,
-        return_tensors: str | None = "pt",
-        num_frames: int | None = None,
-        do_sample_frames: bool = True,
-        **kwargs: Any,
-    ) -> BatchFeature:
-        """[`VideoTextProcessor.__call__`], plus ``num_frames`` (frames for this call) and ``do_sample_frames``
-        (must stay True: the processor always samples), the arguments of transformers' video processors."""
-        if not do_sample_frames:
-            raise ValueError(
-                "UmtProcessor always samples frames from the video; do_sample_frames=False is not supported"
-            )
-        if kwargs:
-            raise TypeError(f"UmtProcessor got unexpected arguments {sorted(kwargs)}")
-        processor = self if num_frames in (None, self.num_frames) else self.with_num_frames(num_frames)
-        return VideoTextProcessor.__call__(
-            processor,
-            videos=videos,
-            text=text,
-            training=training,
-            return_masks=return_masks,
-            return_mlm=return_mlm,
-            generator=generator,
-            return_tensors=return_tensors,
-        )
 
 
 __all__ = ["UmtProcessor"]
