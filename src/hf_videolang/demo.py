@@ -163,17 +163,13 @@ def run_demo(output_dir: str = "runs/demo", model: str = "umt", num_videos: int 
         from .demo_mac import run_mac_demo
 
         return run_mac_demo(output_dir=output_dir, num_videos=num_videos, seed=seed)
-    from .data import make_corpus
-
     os.makedirs(output_dir, exist_ok=True)
     results: dict[str, Any] = {"seed": seed}
     start = time.perf_counter()
 
     steps = 6
     print(f"[1/{steps}] writing the built-in corpus")
-    corpus_root = os.path.join(output_dir, "corpus")
-    make_corpus(corpus_root, num_videos=num_videos or DEMO_NUM_VIDEOS, seed=seed)
-    results["corpus"] = json.loads((Path(corpus_root) / "corpus.json").read_text())
+    corpus_root = write_demo_corpus(output_dir, results, num_videos, seed)
 
     print(f"[2/{steps}] training the CLIP-style image-text teacher on corpus frames")
     results["teacher"] = train_teacher(corpus_root, output_dir, seed=seed)
@@ -186,12 +182,52 @@ def run_demo(output_dir: str = "runs/demo", model: str = "umt", num_videos: int 
     print(f"[5/{steps}] UMT video QA fine-tuning (answer decoder), multiple choice, reload, pipeline")
     results["umt_qa"] = finetune_umt_qa(corpus_root, output_dir, seed=seed)
     _print_qa(results["umt_qa"])
-    results["total_seconds"] = round(time.perf_counter() - start, 1)
     print(f"[6/{steps}] done")
-    with open(os.path.join(output_dir, "results.json"), "w") as f:
+    return write_results(output_dir, results, start)
+
+
+def write_demo_corpus(output_dir: str, results: dict[str, Any], num_videos: int | None, seed: int) -> str:
+    """Write the built-in corpus under ``output_dir/corpus``, record its settings in ``results``; returns its root."""
+    from .data import make_corpus
+
+    corpus_root = os.path.join(output_dir, "corpus")
+    make_corpus(corpus_root, num_videos=num_videos or DEMO_NUM_VIDEOS, seed=seed)
+    results["corpus"] = json.loads((Path(corpus_root) / "corpus.json").read_text())
+    return corpus_root
+
+
+def write_results(output_dir: str, results: dict[str, Any], start: float) -> dict[str, Any]:
+    """Add the total time since ``start`` to ``results`` and write them to ``output_dir/results.json``."""
+    results["total_seconds"] = round(time.perf_counter() - start, 1)
+    path = os.path.join(output_dir, "results.json")
+    with open(path, "w") as f:
         json.dump(results, f, indent=2, default=float)
-    print(f"\nresults written to {os.path.join(output_dir, 'results.json')} ({results['total_seconds']} s)")
+    print(f"\nresults written to {path} ({results['total_seconds']} s)")
     return results
+
+
+def check_auto_reload(encoder, processor, folder: str, video: Any, text: str) -> tuple[str, float]:
+    """Reload ``folder`` with ``AutoModel`` and compare its video and text embeddings of one pair with those of
+    ``encoder`` (the trained dual encoder: ``get_video_features`` / ``get_text_features``).
+
+    Returns:
+        The reloaded class name and the largest absolute difference.
+
+    Raises:
+        RuntimeError: above 1e-6 (bit-exact on the same weights; two CPU allocations may round differently).
+    """
+    from transformers import AutoModel
+
+    reloaded = AutoModel.from_pretrained(folder).eval()
+    probe = processor(videos=[video], text=[text], training=False)
+    with torch.no_grad():
+        pairs = [(model.get_video_features(probe["pixel_values"]),
+                  model.get_text_features(probe["input_ids"], probe["attention_mask"]))
+                 for model in (encoder, reloaded)]  # fmt: skip
+    max_abs_diff = max(float((a - b).abs().max()) for a, b in zip(*pairs))
+    if max_abs_diff > 1e-6:
+        raise RuntimeError(f"AutoModel.from_pretrained({folder!r}) does not reproduce the model (max |diff| {max_abs_diff})")
+    return type(reloaded).__name__, max_abs_diff
 
 
 def _print_qa(stage: dict[str, Any]) -> None:
@@ -388,7 +424,7 @@ def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: fl
 
     model.eval()
     qa = evaluate_qa(model, processor, test_set, batch_size=32, subsets={"multi_frame": "needs_multiple_frames"})
-    multi = [row for row in range(len(test_set)) if test_set[row]["needs_multiple_frames"]]
+    multi = [row for row, flag in enumerate(test_set["needs_multiple_frames"]) if flag]
     multi_set = test_set.select(multi)
     baselines = {
         "accuracy": (chance_qa_accuracy(answers, test_set["answer"]),
@@ -406,9 +442,10 @@ def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: fl
     qa_dir = os.path.join(output_dir, "umt_qa")
     model.save_pretrained(qa_dir)
     processor.save_pretrained(qa_dir)
-    reload = _check_umt_reload(model, processor, qa_dir, test_set[0])
+    auto_class, max_abs_diff = check_auto_reload(model.umt, processor, qa_dir, test_set[0]["video"],
+                                                 test_set[0]["question"])  # fmt: skip
     answerer = pipeline("video-question-answering", model=qa_dir)
-    example = test_set[next(iter(multi))]
+    example = test_set[multi[0]]
     answer = answerer(video=example["video"], question=example["question"], top_k=3)
     return {
         "train_seconds": round(train_seconds, 1),
@@ -419,25 +456,8 @@ def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: fl
         "metrics": {**qa.metrics, "mc_accuracy": mc.metrics["accuracy"]},
         "chance": {**{k: v[0] for k, v in baselines.items()}, "mc_accuracy": chance_mc_accuracy(mc_set)},
         "prior": {k: v[1] for k, v in baselines.items()},
-        "reload": reload,
+        "reload": {"auto_class": auto_class, "max_abs_diff": max_abs_diff},
         "pipeline_example": {"video": example["video"], "question": example["question"],
                              "expected": example["answer"], "answers": answer},  # fmt: skip
         "saved_to": qa_dir,
     }
-
-
-def _check_umt_reload(model, processor, folder: str, row: dict[str, Any]) -> dict[str, Any]:
-    """Reload ``folder`` with ``AutoModel`` (the base ``UmtModel``) and compare its embeddings and the QA model's."""
-    from transformers import AutoModel
-
-    reloaded = AutoModel.from_pretrained(folder).eval()
-    probe = processor(videos=[row["video"]], text=[row["question"]], training=False)
-    with torch.no_grad():
-        before = torch.cat([model.umt.get_video_features(probe["pixel_values"]),
-                            model.umt.get_text_features(probe["input_ids"], probe["attention_mask"])])  # fmt: skip
-        after = torch.cat([reloaded.get_video_features(probe["pixel_values"]),
-                           reloaded.get_text_features(probe["input_ids"], probe["attention_mask"])])  # fmt: skip
-    max_abs_diff = float((before - after).abs().max())
-    if max_abs_diff > 1e-6:
-        raise RuntimeError(f"AutoModel.from_pretrained({folder!r}) does not reproduce the model (max |diff| {max_abs_diff})")
-    return {"auto_class": type(reloaded).__name__, "max_abs_diff": max_abs_diff}

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .demo import DEMO_NUM_VIDEOS, _demo_trainer_args, _logged, _print_retrieval
+from .demo import _demo_trainer_args, _logged, _print_retrieval, check_auto_reload, write_demo_corpus, write_results
 
 #: The demo's video encoder: 4 divided space-time blocks of width 192 on 8 px patches (MAC-B/16 has 12 of 768).
 DEMO_VISION = dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=4, intermediate_size=768, patch_size=8,
@@ -77,7 +77,7 @@ def train_mac(
     Returns:
         Per-phase losses and timings, the test metrics next to chance, and the reload check.
     """
-    from transformers import AutoModel, AutoTokenizer, set_seed
+    from transformers import AutoTokenizer, set_seed
 
     from .data import load_corpus
     from .evaluation.metrics import chance_retrieval_metrics
@@ -131,54 +131,27 @@ def train_mac(
     save_dir = os.path.join(output_dir, "mac")
     model.save_pretrained(save_dir)
     processor.save_pretrained(save_dir)
-    results["reload_max_abs_diff"] = _check_reload(model, processor, save_dir, test_set[0], AutoModel)
+    _, results["reload_max_abs_diff"] = check_auto_reload(model, processor, save_dir, test_set[0]["video"],
+                                                          test_set[0]["caption"])  # fmt: skip
     results.update(test_videos=num_videos, metrics=retrieval.metrics, chance=chance_retrieval_metrics(num_videos),
                    saved_to=save_dir)  # fmt: skip
     return results
 
 
-def _check_reload(model, processor, save_dir: str, row: dict[str, Any], auto_model) -> float:
-    """Largest |difference| between the trained model's and the reloaded ``AutoModel``'s embeddings of one pair.
-
-    Raises:
-        RuntimeError: above 1e-6 (bit-exact on the same weights; two allocations may round differently on CPU).
-    """
-    reloaded = auto_model.from_pretrained(save_dir).eval()
-    probe = processor(videos=[row["video"]], text=[row["caption"]], training=False)
-    with torch.no_grad():
-        pairs = (
-            (model.get_video_features(probe["pixel_values"]), reloaded.get_video_features(probe["pixel_values"])),
-            (model.get_text_features(probe["input_ids"], probe["attention_mask"]),
-             reloaded.get_text_features(probe["input_ids"], probe["attention_mask"])),
-        )  # fmt: skip
-    diff = max(float((a - b).abs().max()) for a, b in pairs)
-    if diff > 1e-6:
-        raise RuntimeError(f"the reloaded MAC model does not reproduce the trained one (max |diff| {diff})")
-    return diff
-
-
 def run_mac_demo(output_dir: str = "runs/demo_mac", num_videos: int | None = None, seed: int = 0) -> dict:
     """Write the corpus, pre-train MAC (1 frame, then 4 frames), evaluate, save/reload; print a table and write
     ``results.json`` in ``output_dir``."""
-    from .data import make_corpus
-
     os.makedirs(output_dir, exist_ok=True)
     results: dict[str, Any] = {"seed": seed}
     start = time.perf_counter()
     print("[1/2] writing the built-in corpus")
-    corpus_root = os.path.join(output_dir, "corpus")
-    make_corpus(corpus_root, num_videos=num_videos or DEMO_NUM_VIDEOS, seed=seed)
-    results["corpus"] = json.loads((Path(corpus_root) / "corpus.json").read_text())
+    corpus_root = write_demo_corpus(output_dir, results, num_videos, seed)
 
     print("[2/2] MAC: masked contrastive pre-training (60 % of each frame's patches, 15 % of the words masked), "
           "1 frame then 4 frames")  # fmt: skip
     results["mac"] = train_mac(corpus_root, output_dir, seed=seed)
     _print_retrieval("MAC", results["mac"])
-    results["total_seconds"] = round(time.perf_counter() - start, 1)
-    with open(os.path.join(output_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2, default=float)
-    print(f"\nresults written to {os.path.join(output_dir, 'results.json')} ({results['total_seconds']} s)")
-    return results
+    return write_results(output_dir, results, start)
 
 
 __all__ = ["DEMO_PHASES", "DEMO_VISION", "run_mac_demo", "train_mac"]

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ..processing_utils import VideoTextProcessor
 from ..training.collator import VideoTextCollator
 from .metrics import mc_accuracy, normalize_answer, qa_accuracy
+from .retrieval import _model_device
 
 
 @dataclass
@@ -36,10 +37,6 @@ class QaResult:
     metrics: dict[str, float]
     predictions: list[Any]
     subset_sizes: dict[str, int] = field(default_factory=dict)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def _subset_metrics(
