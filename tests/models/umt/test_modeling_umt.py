@@ -482,6 +482,18 @@ def test_save_and_load_round_trip_is_bit_exact(tmp_path):
     assert torch.equal(a.loss, b.loss)
 
 
+def test_weights_missing_from_the_checkpoint_are_initialized(tmp_path):
+    # Stage 2 starts from a stage-1 checkpoint: the text side, decoder and heads are missing and must get their
+    # init (uninitialized memory here once gave an MLM bias of 1e38 or NaN, differently on every load).
+    _model(stage=1).save_pretrained(tmp_path)
+    model = UmtForPreTraining.from_pretrained(tmp_path, config=UmtModelTester.config(stage=2))
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point():
+            assert torch.isfinite(tensor).all() and tensor.abs().max() < 100, name
+    assert torch.equal(model.mlm_head.predictions.bias, torch.zeros_like(model.mlm_head.predictions.bias))
+    assert model.umt.logit_scale.item() == pytest.approx(model.config.logit_scale_init_value)
+
+
 def test_load_teacher_copies_clip_weights_and_checks_shapes():
     model = _model()
     clip = CLIPVisionModelWithProjection(model.config.teacher_config)

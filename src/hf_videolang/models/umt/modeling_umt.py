@@ -29,7 +29,13 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import PreTrainedModel
 from transformers.models.bert.configuration_bert import BertConfig
-from transformers.models.bert.modeling_bert import BertAttention, BertIntermediate, BertOnlyMLMHead, BertOutput
+from transformers.models.bert.modeling_bert import (
+    BertAttention,
+    BertIntermediate,
+    BertLMPredictionHead,
+    BertOnlyMLMHead,
+    BertOutput,
+)
 from transformers.utils import ModelOutput
 
 from ...evaluation.retrieval import place_above
@@ -207,8 +213,10 @@ class UmtPreTrainedModel(PreTrainedModel):
             init.constant_(module.gamma, module.init_values)
         elif isinstance(module, UmtModel) and hasattr(module, "logit_scale"):
             init.constant_(module.logit_scale, self.config.logit_scale_init_value)
-        elif isinstance(module, BertOnlyMLMHead):
-            init.zeros_(module.predictions.bias)
+        elif isinstance(module, BertLMPredictionHead):
+            # On the module that owns the bias: `from_pretrained` initializes missing weights module by module, so
+            # a rule on the parent `BertOnlyMLMHead` never ran there and left the bias uninitialized.
+            init.zeros_(module.bias)
 
 
 # ---------------------------------------------------------------------------------------------------- student
