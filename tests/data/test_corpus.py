@@ -23,6 +23,7 @@ from hf_videolang.data.corpus import (
     canonical_caption,
     corpus_video_spec,
     make_corpus,
+    msrvtt_choices,
     render_video,
 )
 
@@ -153,13 +154,13 @@ def test_qa_answers_are_in_the_vocabulary_and_match_the_video(corpus):
     assert counts == sorted(counts, reverse=True)
 
 
-def test_multiple_choice_answer_points_to_the_true_caption(corpus):
+def test_minimal_pair_choices_change_one_attribute_each(corpus):
     specs = _specs(corpus)
     for split in SPLITS:
         captions = {}
         for record in _jsonl(corpus[f"{split}_retrieval"]):
             captions.setdefault(record["video"], []).append(record["caption"])
-        for item in _jsonl(corpus[f"{split}_mc"]):
+        for item in _jsonl(corpus[f"{split}_mc_minimal_pairs"]):
             spec, options = specs[item["video"]], item["options"]
             assert len(options) == len(set(options)) == 5
             truth = options[item["answer"]]
@@ -171,6 +172,33 @@ def test_multiple_choice_answer_points_to_the_true_caption(corpus):
             for option in options:
                 if option != truth:
                     assert sum(a != b for a, b in zip(option.split(), truth.split())) >= 1
+
+
+def test_msrvtt_choices_draw_wrong_options_from_other_videos(corpus):
+    specs = _specs(corpus)
+    truths = {video: canonical_caption(spec) for video, spec in specs.items()}
+    num_options = min(5, len(set(truths.values())))
+    answers = []
+    for split in SPLITS:
+        items = _jsonl(corpus[f"{split}_mc"])
+        assert [item["video"] for item in items] == [i["video"] for i in _jsonl(corpus[f"{split}_mc_minimal_pairs"])]
+        for item in items:
+            options = item["options"]
+            assert len(options) == len(set(options)) == num_options
+            assert options[item["answer"]] == truths[item["video"]]
+            others = {caption for video, caption in truths.items() if video != item["video"]}
+            assert set(options) - {truths[item["video"]]} <= others
+            answers.append(item["answer"])
+    assert num_options == 5 and len(set(answers)) > 1  # the true option is not always in the same place
+
+
+def test_msrvtt_choices_validate_and_are_deterministic():
+    captions = [f"caption {i}" for i in range(8)]
+    first = msrvtt_choices(captions, np.random.default_rng(3))
+    assert first == msrvtt_choices(captions, np.random.default_rng(3))
+    assert all(options[answer] == captions[i] for i, (options, answer) in enumerate(first))
+    with pytest.raises(ValueError, match="needs 5 distinct captions"):
+        msrvtt_choices(["a", "b", "c", "a"], np.random.default_rng(0))
 
 
 def test_multi_frame_questions_are_marked(corpus):

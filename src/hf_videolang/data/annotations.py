@@ -25,7 +25,8 @@ import datasets
 import numpy as np
 
 from ..errors import EmptyTextError, VideoNotFoundError
-from .corpus import SPLITS, TASKS
+from .corpus import SPLITS
+from .corpus import TASKS as CORPUS_TASKS
 
 FrameIndices = Sequence[int] | Sequence[Sequence[int]]
 
@@ -40,6 +41,7 @@ _FEATURES = {
                              "answer": datasets.Value("int64")}),
 }
 _OPTIONAL_KEYS = {"retrieval": (), "qa": ("type", "needs_multiple_frames"), "mc": ()}
+TASKS = tuple(_FEATURES)
 
 
 def load_annotations(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike],
@@ -173,13 +175,14 @@ def load_corpus(root: str | os.PathLike, split: str = "train", task: str = "retr
     """Load one split and task of a corpus written by :func:`~hf_videolang.data.corpus.make_corpus`."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    if task not in CORPUS_TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {CORPUS_TASKS}")
     path = Path(root) / f"{split}_{task}.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"no corpus annotations at {path}; write the corpus first with "
                                 f"`hf-videolang make-corpus --out {root}`")
-    return load_annotations(path, task=task)
+    # The minimal-pair multiple choice has the rows of "mc".
+    return load_annotations(path, task="mc" if task.startswith("mc") else task)
 
 
 def load_answer_list(root: str | os.PathLike) -> list[str]:

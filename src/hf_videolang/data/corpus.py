@@ -2,7 +2,9 @@
 
 It lets every method train and evaluate offline, with retrieval captions, open-ended QA and 5-way multiple
 choice in the annotation shapes of MSRVTT / MSVD / TGIF, so the loaders in :mod:`.annotations` read it and
-the public datasets alike. Each video shows one shape (circle / square / triangle) moving left, right, up
+the public datasets alike. Multiple choice comes in two sets: ``mc`` follows the MSR-VTT MC protocol (the true
+caption among the captions of four other videos), ``mc_minimal_pairs`` is a harder diagnostic whose
+four wrong options each change one attribute of the true caption (colour, shape, direction, event). Each video shows one shape (circle / square / triangle) moving left, right, up
 or down; at the middle frame it either changes colour, stops, or turns around. Half the videos add a static
 distractor shape of another shape and colour.
 
@@ -18,12 +20,15 @@ Layout written by :func:`make_corpus` (video paths in the JSONL files are relati
       videos.jsonl                one line per video: split and the attributes it was generated from
       {split}_retrieval.jsonl     {"video", "caption"}, one line per caption
       {split}_qa.jsonl            {"video", "question", "answer", "type", "needs_multiple_frames"}
-      {split}_mc.jsonl            {"video", "options", "answer"} with ``answer`` the index of the true caption
+      {split}_mc.jsonl            {"video", "options", "answer"} with ``answer`` the index of the true caption;
+                                  wrong options: canonical captions of 4 other videos (MSR-VTT MC protocol)
+      {split}_mc_minimal_pairs.jsonl  the same keys; each wrong option changes one attribute of the true caption
       answers.json                QA answer vocabulary, most frequent in train first
       corpus.json                 version, seed, sizes and split sizes (written last: its presence means complete)
 
 Generation is deterministic: the same arguments give byte-identical annotations and identical decoded frames.
-Video ``i`` depends only on ``(seed, i)``, so a small corpus is a prefix of a larger one with the same seed.
+Video ``i`` and its captions, questions and minimal-pair options depend only on ``(seed, i)``, so a small corpus is a
+prefix of a larger one with the same seed; the wrong options of ``mc`` are drawn from all the other videos.
 """
 
 from __future__ import annotations
@@ -38,9 +43,9 @@ from typing import Any
 
 import numpy as np
 
-CORPUS_VERSION = "1.0"
+CORPUS_VERSION = "1.1"  # 1.1: MSR-VTT-protocol `mc`; the one-attribute options moved to `mc_minimal_pairs`
 SPLITS = ("train", "val", "test")
-TASKS = ("retrieval", "qa", "mc")
+TASKS = ("retrieval", "qa", "mc", "mc_minimal_pairs")
 HELD_OUT_FRACTION = 0.15  # of the videos in each of val and test; train gets the rest (70 / 15 / 15)
 
 SHAPES = ("circle", "square", "triangle")
@@ -334,7 +339,7 @@ def answer_space() -> list[str]:
     return [*COLOURS, *SHAPES, *DIRECTIONS, *EVENTS, "yes", "no"]
 
 
-def multiple_choice_for(spec: ShapeVideoSpec, rng: np.random.Generator) -> tuple[list[str], int]:
+def minimal_pair_choice_for(spec: ShapeVideoSpec, rng: np.random.Generator) -> tuple[list[str], int]:
     """Five options: the canonical caption and four captions that each change one attribute.
 
     The changed attributes are the (first) colour, the shape, the direction (reversed, so only motion tells
@@ -354,6 +359,28 @@ def multiple_choice_for(spec: ShapeVideoSpec, rng: np.random.Generator) -> tuple
     options = [canonical_caption(spec), *(canonical_caption(n) for n in negatives)]
     order = rng.permutation(len(options))
     return [options[i] for i in order], int(np.flatnonzero(order == 0)[0])
+
+
+def msrvtt_choices(true_captions: list[str], rng: np.random.Generator, num_options: int = 5) -> list[tuple[list[str], int]]:
+    """The MSR-VTT multiple-choice protocol (JSFusion, Yu et al. 2018, as used by UMT §4.3): for each video, its
+    caption among ``num_options - 1`` captions of other videos drawn at random (distinct from the true one).
+
+    Args:
+        true_captions: the canonical caption of every video of a split, in order.
+
+    Returns:
+        ``(options, index_of_true_caption)`` per video.
+    """
+    items = []
+    for index, truth in enumerate(true_captions):
+        others = sorted({c for i, c in enumerate(true_captions) if i != index and c != truth})
+        if len(others) < num_options - 1:
+            raise ValueError(f"multiple choice needs {num_options} distinct captions in a split, got {len(others) + 1}")
+        chosen = [others[i] for i in rng.choice(len(others), size=num_options - 1, replace=False)]
+        options = [truth, *chosen]
+        order = rng.permutation(num_options)
+        items.append(([options[i] for i in order], int(np.flatnonzero(order == 0)[0])))
+    return items
 
 
 def _replace(spec: ShapeVideoSpec, **changes: Any) -> ShapeVideoSpec:
@@ -455,10 +482,23 @@ def make_corpus(out: str | os.PathLike, num_videos: int = 300, seed: int = 0, nu
         split = records[splits[index]]
         split["retrieval"] += [{"video": video, "caption": caption} for caption in captions_for(spec)]
         split["qa"] += [{"video": video, **item} for item in questions_for(spec, rng)]
-        options, answer = multiple_choice_for(spec, rng)
-        split["mc"].append({"video": video, "options": options, "answer": answer})
+        options, answer = minimal_pair_choice_for(spec, rng)
+        split["mc_minimal_pairs"].append({"video": video, "options": options, "answer": answer})
         index_lines.append({"video": video, "split": splits[index], **spec.to_dict()})
 
+    # MSR-VTT-protocol multiple choice: wrong options are the canonical captions of other videos of the corpus (five
+    # options, fewer in a corpus of fewer distinct captions).
+    true_captions = {item["video"]: item["options"][item["answer"]]
+                     for name in SPLITS for item in records[name]["mc_minimal_pairs"]}  # fmt: skip
+    num_options = min(5, len(set(true_captions.values())))
+    if num_options >= 2:
+        videos = list(true_captions)
+        choices = dict(zip(videos, msrvtt_choices(list(true_captions.values()), np.random.default_rng([seed, 1]),
+                                                  num_options)))  # fmt: skip
+        for name in SPLITS:
+            records[name]["mc"] = [{"video": item["video"], "options": choices[item["video"]][0],
+                                    "answer": choices[item["video"]][1]}
+                                   for item in records[name]["mc_minimal_pairs"]]  # fmt: skip
     _write_jsonl(paths["video_index"], index_lines)
     for split in SPLITS:
         for task in TASKS:
