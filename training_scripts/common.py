@@ -215,19 +215,17 @@ def checkpoint_config(model_args: ModelArguments, **overrides: Any) -> UmtConfig
 
 
 def finetuning_config(model_args: ModelArguments, **overrides: Any) -> UmtConfig:
-    """A stage-2 checkpoint's config for fine-tuning: no teacher, no UTA, no masking (UMT §4.1: fine-tuning sees
-    whole videos)."""
+    """A stage-2 checkpoint's config for fine-tuning (``UmtConfig.for_finetuning``: no teacher, no UTA, no masking;
+    UMT §4.1: fine-tuning sees whole videos)."""
     if model_args.model_name_or_path is None:
         raise ValueError("ModelArguments: fine-tuning needs --model_name_or_path (a stage-2 UMT checkpoint).")
-    stage = UmtConfig.from_pretrained(model_args.model_name_or_path).pretraining_stage
-    if stage != 2:
+    config = UmtConfig.from_pretrained(model_args.model_name_or_path)
+    if config.pretraining_stage != 2:
         raise ValueError(
-            f"{model_args.model_name_or_path} is a stage-{stage} checkpoint; fine-tuning needs the text side of a "
-            "stage-2 checkpoint (run umt_pretrain_stage2.py first)."
+            f"{model_args.model_name_or_path} is a stage-{config.pretraining_stage} checkpoint; fine-tuning needs the "
+            "text side of a stage-2 checkpoint (run umt_pretrain_stage2.py first)."
         )
-    return checkpoint_config(
-        model_args, teacher_config=None, uta_loss_weight=0.0, video_mask_ratio=0.0, image_mask_ratio=0.0, **overrides
-    )
+    return config.for_finetuning(**overrides)
 
 
 def build_processor(
