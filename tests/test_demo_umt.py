@@ -44,10 +44,10 @@ def test_every_stage_trains_and_saves(tiny_demo):
 def test_qa_stage_reports_metrics_next_to_baselines_and_answers_through_the_pipeline(tiny_demo):
     out, results = tiny_demo
     qa = results["qa"]
-    assert set(qa["metrics"]) == {"accuracy", "accuracy_multi_frame", "mc_accuracy"}
+    assert set(qa["metrics"]) == {"accuracy", "accuracy_multi_frame", "mc_accuracy", "mc_minimal_pairs_accuracy"}
     answers = json.loads((out / "corpus" / "answers.json").read_text())
     assert qa["chance"]["accuracy"] == pytest.approx(100 / len(answers))
-    assert qa["chance"]["mc_accuracy"] == pytest.approx(20.0)  # five options
+    assert qa["chance"]["mc_accuracy"] == qa["chance"]["mc_minimal_pairs_accuracy"] == pytest.approx(20.0)  # 5 options
     assert 0 <= qa["prior"]["accuracy_multi_frame"] <= 100
     assert qa["reload"] == {"auto_class": "UmtModel", "max_abs_diff": 0.0}
     predicted = qa["pipeline_example"]["answers"]
