@@ -2,11 +2,13 @@
 
 It lets every method train and evaluate offline, with retrieval captions, open-ended QA and 5-way multiple
 choice in the annotation shapes of MSRVTT / MSVD / TGIF, so the loaders in :mod:`.annotations` read it and
-the public datasets alike. Multiple choice comes in two sets: ``mc`` follows the MSR-VTT MC protocol (the true
-caption among the captions of four other videos), ``mc_minimal_pairs`` is a harder diagnostic whose
-four wrong options each change one attribute of the true caption (colour, shape, direction, event). Each video shows one shape (circle / square / triangle) moving left, right, up
+the public datasets alike. Each video shows one shape (circle / square / triangle) moving left, right, up
 or down; at the middle frame it either changes colour, stops, or turns around. Half the videos add a static
 distractor shape of another shape and colour.
+
+Multiple choice comes in two sets: ``mc`` follows the MSR-VTT MC protocol (the true caption among the captions of
+four other videos); ``mc_minimal_pairs`` is a harder diagnostic whose four wrong options each change one attribute
+of the true caption (colour, shape, direction, event).
 
 Some questions cannot be answered from one frame whose time is unknown: the direction of motion, the event,
 the colour order of a shape that changes colour, and which of two shapes is the one moving. They are marked
@@ -361,12 +363,14 @@ def minimal_pair_choice_for(spec: ShapeVideoSpec, rng: np.random.Generator) -> t
     return [options[i] for i in order], int(np.flatnonzero(order == 0)[0])
 
 
-def msrvtt_choices(true_captions: list[str], rng: np.random.Generator, num_options: int = 5) -> list[tuple[list[str], int]]:
+def msrvtt_choices(
+    true_captions: list[str], rng: np.random.Generator, num_options: int = 5
+) -> list[tuple[list[str], int]]:
     """The MSR-VTT multiple-choice protocol (JSFusion, Yu et al. 2018, as used by UMT §4.3): for each video, its
     caption among ``num_options - 1`` captions of other videos drawn at random (distinct from the true one).
 
     Args:
-        true_captions: the canonical caption of every video of a split, in order.
+        true_captions: the canonical caption of every video, in order.
 
     Returns:
         ``(options, index_of_true_caption)`` per video.
@@ -375,7 +379,7 @@ def msrvtt_choices(true_captions: list[str], rng: np.random.Generator, num_optio
     for index, truth in enumerate(true_captions):
         others = sorted({c for i, c in enumerate(true_captions) if i != index and c != truth})
         if len(others) < num_options - 1:
-            raise ValueError(f"multiple choice needs {num_options} distinct captions in a split, got {len(others) + 1}")
+            raise ValueError(f"multiple choice needs {num_options} distinct captions, got {len(others) + 1}")
         chosen = [others[i] for i in rng.choice(len(others), size=num_options - 1, replace=False)]
         options = [truth, *chosen]
         order = rng.permutation(num_options)
