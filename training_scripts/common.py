@@ -195,23 +195,15 @@ def _distinct_videos(dataset: datasets.Dataset) -> datasets.Dataset:
 def load_config(model_args: ModelArguments, **overrides: Any) -> UmtConfig:
     """The UmtConfig of a new model: ``--config_name`` or ``--preset`` (overrides replace top-level fields)."""
     if model_args.config_name is not None:
-        config = UmtConfig.from_pretrained(model_args.config_name).to_dict()
-        config.pop("model_type", None)
-        config.pop("transformers_version", None)
-        config.update(overrides)
-        return UmtConfig(**config)
+        return UmtConfig.from_pretrained(model_args.config_name).with_overrides(**overrides)
     if model_args.preset is not None:
         return UmtConfig.from_preset(model_args.preset, **overrides)
     raise ValueError("ModelArguments: pass --model_name_or_path (a UMT checkpoint), --config_name or --preset.")
 
 
 def checkpoint_config(model_args: ModelArguments, **overrides: Any) -> UmtConfig:
-    """The config of ``--model_name_or_path`` with ``overrides``, validated again (``UmtConfig.__post_init__``)."""
-    config = UmtConfig.from_pretrained(model_args.model_name_or_path).to_dict()
-    for key in ("model_type", "transformers_version", "architectures"):
-        config.pop(key, None)
-    config.update(overrides)
-    return UmtConfig(**config)
+    """The config of ``--model_name_or_path`` with ``overrides``, validated again (``UmtConfig.with_overrides``)."""
+    return UmtConfig.from_pretrained(model_args.model_name_or_path).with_overrides(**overrides)
 
 
 def finetuning_config(model_args: ModelArguments, **overrides: Any) -> UmtConfig:

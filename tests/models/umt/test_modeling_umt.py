@@ -137,6 +137,16 @@ def test_config_rejects_mismatched_widths_and_tubelets():
         )
 
 
+def test_config_with_overrides_is_a_validated_copy():
+    config = UmtModelTester.config()
+    changed = config.with_overrides(vtm_loss_weight=0.5, text_config=config.text_config.to_dict())
+    assert changed.vtm_loss_weight == 0.5 and config.vtm_loss_weight == 1.0
+    assert isinstance(changed.vision_config, UmtVisionConfig) and isinstance(changed.teacher_config, CLIPVisionConfig)
+    assert changed.to_dict() == {**config.to_dict(), "vtm_loss_weight": 0.5}
+    with pytest.raises(ValueError, match="video_mask_ratio"):
+        config.with_overrides(video_mask_ratio=1.0)
+
+
 def test_finetuning_config_drops_teacher_uta_and_masking():
     config = UmtModelTester.config(vtm_loss_weight=0.5)
     finetuning = config.for_finetuning(mlm_loss_weight=0.0)

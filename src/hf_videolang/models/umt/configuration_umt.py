@@ -328,21 +328,26 @@ class UmtConfig(PreTrainedConfig):
         """Mask ratio of a clip: images (1 frame) use ``image_mask_ratio``, videos ``video_mask_ratio`` (§4.1)."""
         return self.image_mask_ratio if num_frames == 1 else self.video_mask_ratio
 
+    def with_overrides(self, **overrides: Any) -> UmtConfig:
+        """A copy with ``overrides`` replacing top-level fields, built and validated again like a new config (setting
+        attributes on a loaded config would skip the sub-config conversion and the checks)."""
+        kwargs = self.to_dict()
+        for key in ("model_type", "transformers_version", "architectures"):
+            kwargs.pop(key, None)
+        kwargs.update(overrides)
+        return type(self)(**kwargs)
+
     def for_finetuning(self, **overrides: Any) -> UmtConfig:
         """A copy of this stage-2 config for fine-tuning (UMT §4.1; the authors' fine-tuning configs): no teacher, no
         UTA, whole clips (both mask ratios 0). ``overrides`` set other top-level fields (e.g. ``mlm_loss_weight=0``
-        for retrieval); the result is validated again."""
+        for retrieval)."""
         if self.pretraining_stage != 2:
             raise ValueError(
                 f"UmtConfig.for_finetuning: this is a stage-{self.pretraining_stage} config; fine-tuning needs the text "
                 "side of a stage-2 config."
             )
-        kwargs = self.to_dict()
-        for key in ("model_type", "transformers_version", "architectures"):
-            kwargs.pop(key, None)
-        kwargs.update(teacher_config=None, uta_loss_weight=0.0, video_mask_ratio=0.0, image_mask_ratio=0.0)
-        kwargs.update(overrides)
-        return type(self)(**kwargs)
+        finetuning = dict(teacher_config=None, uta_loss_weight=0.0, video_mask_ratio=0.0, image_mask_ratio=0.0)
+        return self.with_overrides(**{**finetuning, **overrides})
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> UmtConfig:
