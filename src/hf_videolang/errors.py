@@ -19,3 +19,7 @@ class VideoTooShortError(VideoError):
 
 class EmptyTextError(ValueError):
     """A caption or question is empty or only whitespace."""
+
+
+class VideoTooLargeError(VideoError):
+    """The frames have more pixels than the configured limit (``max_pixels`` of ``read_frames``)."""
