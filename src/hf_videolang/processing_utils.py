@@ -281,7 +281,9 @@ class VideoTextProcessor(ProcessorMixin):
         indices = self.sampler(training)(metadata, training=training, generator=generator)
         if indices and isinstance(indices[0], (list, tuple)):  # "clips": one list per clip, concatenated in time
             indices = [index for clip in indices for index in clip]
-        frames = torch.from_numpy(read_frames(video, indices))  # (T, H, W, 3) uint8
+        # Frames far larger than the output are decoded at twice its size (FFmpeg's scaler), never as full-size
+        # floats: an 8192x8192 video then costs its decoder's two pictures, not gigabytes.
+        frames = torch.from_numpy(read_frames(video, indices, downscale_to=2 * self.image_size))  # (T, H, W, 3)
         return self._transform(frames, training=training, generator=generator)
 
     def _load_videos(
