@@ -334,9 +334,10 @@ class VideoTextTrainer(Trainer):
     ) -> dict[str, float]:
         """``Trainer.evaluate`` with the task metrics (see the module docstring).
 
-        Retrieval (``eval_task="retrieval"`` without ``compute_metrics``): every rank encodes its share of the
-        distinct videos and of the captions, the embeddings are gathered once, and every rank computes the same
-        ``<prefix>_t2v_R@1``, ... which are logged (``report_to``) and passed to the callbacks' ``on_evaluate``.
+        Retrieval (``eval_task="retrieval"`` without ``compute_metrics``): ``Trainer``'s loop gives the evaluation
+        losses; then every rank encodes its share of the distinct videos and of the captions, the embeddings are
+        gathered once, and every rank computes the same ``<prefix>_t2v_R@1``, ... All are logged (``report_to``)
+        and passed to the callbacks' ``on_evaluate``.
         """
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         if self.eval_task != "retrieval" or self.compute_metrics is not None or isinstance(dataset, (dict, str)):
@@ -345,12 +346,20 @@ class VideoTextTrainer(Trainer):
             raise ValueError("evaluate() needs an eval_dataset (none was passed or given to the trainer).")
         self._memory_tracker.start()
         start_time = time.time()
-        metrics = self._retrieval_metrics(dataset, metric_key_prefix, shard_across_ranks=True)
-        num_rows = len(dataset) if hasattr(dataset, "__len__") else 0
+        # Trainer's own loop for the evaluation losses (eval_loss, eval_loss_<name>), on evaluation-mode batches.
+        output = self.evaluation_loop(
+            self.get_eval_dataloader(eval_dataset),
+            description="Evaluation",
+            prediction_loss_only=True,
+            ignore_keys=ignore_keys,
+            metric_key_prefix=metric_key_prefix,
+        )
+        metrics = dict(output.metrics)
+        metrics.update(self._retrieval_metrics(dataset, metric_key_prefix, shard_across_ranks=True))
         total_batch_size = self.args.eval_batch_size * self.args.world_size
         metrics.update(
-            speed_metrics(metric_key_prefix, start_time, num_samples=num_rows,
-                          num_steps=math.ceil(num_rows / total_batch_size))
+            speed_metrics(metric_key_prefix, start_time, num_samples=output.num_samples,
+                          num_steps=math.ceil(output.num_samples / total_batch_size))
         )  # fmt: skip
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
