@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..losses.distributed import gather_rows, get_rank_and_world_size, shard_range
+from ..losses.matching import place_above
 from .metrics import retrieval_metrics
 
 
@@ -346,20 +347,3 @@ def _score_pairs(
             )
         scores.append(batch_scores.float().cpu())
     return torch.cat(scores)
-
-
-def place_above(scores: torch.Tensor, top_index: torch.Tensor, top_scores: torch.Tensor) -> torch.Tensor:
-    """Put re-scored candidates above every other entry of their row, keeping the order of the others.
-
-    Args:
-        scores: ``(R, C)`` first-stage scores.
-        top_index: ``(R, k)`` column of each re-scored candidate.
-        top_scores: ``(R, k)`` their new scores.
-
-    Returns:
-        ``(R, C)``: the new scores at ``top_index``, the old ones shifted below the lowest new score elsewhere.
-    """
-    # Shift the first-stage scores so that the highest one ends 1 below the lowest re-ranked score.
-    offset = top_scores.min() - 1 - scores.max()
-    out = scores.float() + offset
-    return out.scatter(1, top_index, top_scores.float())
