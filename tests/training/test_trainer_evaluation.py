@@ -33,7 +33,7 @@ def tiny_umt(seed: int = 0) -> UmtForVideoTextRetrieval:
                   num_attention_heads=4, intermediate_size=64, drop_path_rate=0.0)  # fmt: skip
     text = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
                 max_position_embeddings=40, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
-    config = UmtConfig(vision_config=vision, text_config=text, cross_modal_config=text, teacher_config=None,
+    config = UmtConfig(vision_config=vision, text_config=text, multimodal_config=text, teacher_config=None,
                        uta_loss_weight=0.0, projection_dim=16)  # fmt: skip
     return UmtForVideoTextRetrieval(config)
 
@@ -85,6 +85,16 @@ def test_evaluate_reports_retrieval_metrics_and_is_deterministic(tmp_path, mac_p
     assert any("eval_t2v_R@1" in entry for entry in trainer.state.log_history)  # went through log() / report_to
 
 
+def test_evaluate_reports_umt_losses_and_retrieval_metrics(tmp_path, tiny_tokenizer, corpus):
+    processor = UmtProcessor(tiny_tokenizer, image_size=SIZE, patch_size=PATCH).with_num_frames(FRAMES)
+    trainer = VideoTextTrainer(
+        model=tiny_umt(), args=VideoTextTrainingArguments(**_args(tmp_path)), eval_dataset=corpus,
+        data_collator=VideoTextCollator(processor, task="retrieval"), processing_class=processor,
+    )  # fmt: skip
+    metrics = trainer.evaluate()
+    assert {"eval_loss", "eval_loss_vtc", "eval_t2v_R@1", "eval_v2t_MnR"} <= set(metrics)
+
+
 def test_best_model_and_early_stopping_on_t2v_recall(tmp_path, mac_processor, corpus):
     args = VideoTextTrainingArguments(**_args(
         tmp_path, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2,
@@ -100,6 +110,16 @@ def test_best_model_and_early_stopping_on_t2v_recall(tmp_path, mac_processor, co
     assert trainer.state.best_model_checkpoint is not None
 
 
+class ReturnLossCollator:
+    """Adds ``return_loss=True``: UMT's retrieval head computes its loss only in training unless asked."""
+
+    def __init__(self, collator: VideoTextCollator) -> None:
+        self.collator = collator
+
+    def __call__(self, rows):
+        return {**self.collator(rows), "return_loss": True}
+
+
 def _plain_trainer_run(tmp_path, model, processor, corpus) -> Trainer:
     args = TrainingArguments(**_args(
         tmp_path, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2,
@@ -108,7 +128,7 @@ def _plain_trainer_run(tmp_path, model, processor, corpus) -> Trainer:
     ))  # fmt: skip
     trainer = Trainer(
         model=model, args=args, train_dataset=corpus, eval_dataset=corpus,
-        data_collator=VideoTextCollator(processor, task="retrieval", training=False),
+        data_collator=ReturnLossCollator(VideoTextCollator(processor, task="retrieval", training=False)),
         compute_metrics=build_retrieval_compute_metrics(),
     )  # fmt: skip
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
@@ -125,11 +145,7 @@ def test_plain_trainer_fine_tunes_mac_retrieval_with_best_model(tmp_path, mac_pr
 
 
 def test_plain_trainer_fine_tunes_umt_retrieval_with_best_model(tmp_path, tiny_tokenizer, corpus):
-    import inspect
-
     model = tiny_umt()
-    if "video_ids" not in inspect.signature(model.forward).parameters:
-        pytest.xfail("UmtForVideoTextRetrieval.forward does not return a loss / take video_ids yet (branch w-umt)")
     processor = UmtProcessor(tiny_tokenizer, image_size=SIZE, patch_size=PATCH).with_num_frames(FRAMES)
     trainer = _plain_trainer_run(tmp_path, model, processor, corpus)
     assert "eval_t2v_R@1" in trainer.evaluate()

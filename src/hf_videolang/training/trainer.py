@@ -15,6 +15,7 @@ deterministic: the collator runs in its evaluation mode (uniform frames, no mask
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import math
 import re
@@ -139,6 +140,11 @@ def evaluation_collator(collator: Any) -> Any:
     return collator
 
 
+def _accepts_argument(model: nn.Module, name: str) -> bool:
+    forward = getattr(model, "module", model).forward  # DDP wraps the model
+    return name in inspect.signature(forward).parameters
+
+
 def _without_loss_terms(outputs: Any) -> Any:
     """A copy of a ``ModelOutput`` without its ``loss_*`` entries, so evaluation does not gather them as predictions."""
     terms = loss_terms(outputs)
@@ -255,6 +261,9 @@ class VideoTextTrainer(Trainer):
         With ``return_outputs=True`` (evaluation) the returned output has no ``loss_*`` entries: they are averaged
         into the metrics instead of being gathered as predictions.
         """
+        if not model.training and "return_loss" not in inputs and _accepts_argument(model, "return_loss"):
+            # Models that compute their loss only in training (UMT's retrieval head) give evaluation losses too.
+            inputs = {**inputs, "return_loss": True}
         loss, outputs = super().compute_loss(
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
