@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "tokenizers>=0.20",
     "accelerate>=1.0",
     "datasets>=3.0",
+    "evaluate>=0.4",
     "av>=12.0",
     "numpy>=1.24",
     "pillow>=10.0",
@@ -37,7 +38,8 @@ setup(
     package_dir={"": "src"},
     packages=find_packages("src"),
     include_package_data=True,
-    package_data={"hf_videolang": ["py.typed"]},
+    # The `evaluate` metric module is loaded by path (evaluate.load), not imported, so it is not a package.
+    package_data={"hf_videolang": ["py.typed", "evaluation/evaluate_metrics/*/*.py"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["hf-videolang=hf_videolang.cli:main"]},

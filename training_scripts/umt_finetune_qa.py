@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """UMT open-ended video question answering fine-tuning (UMT §4.3 "Video QA"; ALBEF-style answer decoder).
 
-Starts from a stage-2 checkpoint. The question runs through the text encoder and the cross-modal decoder, and the
+Starts from a stage-2 checkpoint. The question runs through the text encoder and the multimodal encoder, and the
 answer decoder is trained to generate the target answer (``[CLS] answer [SEP]``, negative log-likelihood). At
 evaluation the decoder ranks every answer of the answer list (``config.answer_list``, saved with the model so the
 ``video-question-answering`` pipeline names its predictions); accuracy is the share of questions whose top answer
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     set_seed(training_args.seed)
 
     config = finetuning_config(model_args)
-    # The answer decoder starts from the pre-training cross-modal decoder and MLM head (as the authors' setup_model);
+    # The answer decoder starts from the pre-training multimodal encoder and MLM head (as the authors' setup_model);
     # a QA checkpoint (which has its own answer decoder) loads as is.
     load = UmtForVideoQuestionAnswering.from_pretrained
     if not config.answer_token_ids:

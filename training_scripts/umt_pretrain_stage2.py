@@ -2,7 +2,7 @@
 """UMT stage-2 pre-training (UMT §3.2): vision-language alignment with VTC, VTM (hard negatives), MLM and UTA.
 
 Starts from a stage-1 checkpoint (its student, teacher and alignment head are kept; the text encoder and the
-cross-modal decoder are new unless ``--config_name`` / ``--preset`` sizes them otherwise), from a stage-2 checkpoint
+multimodal encoder are new unless ``--config_name`` / ``--preset`` sizes them otherwise), from a stage-2 checkpoint
 (continued), or from scratch (``--config_name`` / ``--preset`` + ``--teacher_name_or_path``). Every term is logged
 (``loss_vtc``, ``loss_vtm``, ``loss_mlm``, ``loss_uta``). With validation data, zero-shot text-video retrieval
 (R@1/5/10, MdR) is reported at the end.
@@ -56,7 +56,7 @@ def stage2_config(model_args: ModelArguments) -> UmtConfig:
         target = load_config(model_args, pretraining_stage=2)
         text_side = dict(
             text_config=target.text_config.to_dict(),
-            cross_modal_config=target.cross_modal_config.to_dict(),
+            multimodal_config=target.multimodal_config.to_dict(),
             projection_dim=target.projection_dim,
         )
     return checkpoint_config(model_args, pretraining_stage=2, **text_side)

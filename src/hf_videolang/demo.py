@@ -10,9 +10,9 @@ Stages (each one prints its numbers next to chance and records them in ``results
    ``CLIPVisionModelWithProjection``, the class UMT's unmasked teacher loads.
 3. ``umt_stage1``: UMT stage 1 (UMT §3.2): 8 frames, 80 % semantic masking from the teacher's class-token
    attention, unmasked token alignment (UTA) on the last layers.
-4. ``umt_stage2``: 4 frames, VTC + VTM (hard negatives) + MLM + UTA; text encoder and cross-modal decoder from MiniLM;
+4. ``umt_stage2``: 4 frames, VTC + VTM (hard negatives) + MLM + UTA; text encoder and multimodal encoder from MiniLM;
    text->video retrieval on the test split.
-5. ``umt_qa``: QA fine-tuning of the answer decoder (started from the cross-modal decoder); QA accuracy (all
+5. ``umt_qa``: QA fine-tuning of the answer decoder (started from the multimodal encoder); QA accuracy (all
    questions and those that need several frames) next to chance and a blind per-type prior; multiple choice with
    the stage-2 VTM/VTC heads; reload through ``AutoModel``; an answer from ``pipeline("video-question-answering")``.
 
@@ -300,7 +300,7 @@ def train_umt_stage1(corpus_root: str, output_dir: str, seed: int = 0, epochs: f
 
 
 def _load_minilm_into_umt(model, text_source: str) -> None:
-    """Initialize UMT's text encoder with MiniLM's first layers and the cross-modal decoder's self-attention and
+    """Initialize UMT's text encoder with MiniLM's first layers and the multimodal encoder's self-attention and
     feed-forward with its last layers (the authors split BERT-base 9 + 3 the same way); cross-attention stays new."""
     from transformers import AutoModel
 
@@ -311,13 +311,13 @@ def _load_minilm_into_umt(model, text_source: str) -> None:
                   or int(k.split(".")[2]) < num_text}  # fmt: skip
     model.umt.text_model.load_state_dict(text_state, strict=True)
     fusion_state = {}
-    for index, layer in enumerate(model.umt.fusion_model.layer):
+    for index, layer in enumerate(model.umt.multimodal_encoder.layer):
         source = bert.encoder.layer[num_text + index]
         for part in ("attention", "intermediate", "output"):
             fusion_state.update({f"layer.{index}.{part}.{k}": v for k, v in getattr(source, part).state_dict().items()})
-    missing, unexpected = model.umt.fusion_model.load_state_dict(fusion_state, strict=False)
+    missing, unexpected = model.umt.multimodal_encoder.load_state_dict(fusion_state, strict=False)
     if unexpected or any("crossattention" not in key for key in missing):
-        raise RuntimeError(f"MiniLM -> cross-modal decoder: missing {missing}, unexpected {unexpected}")
+        raise RuntimeError(f"MiniLM -> multimodal encoder: missing {missing}, unexpected {unexpected}")
 
 
 LOSS_TERMS = ("loss_vtc", "loss_vtm", "loss_mlm", "loss_uta")
@@ -346,7 +346,7 @@ def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: f
         vision_config=stage1.config.vision_config.to_dict(),
         teacher_config=stage1.config.teacher_config.to_dict(),
         text_config=dict(bert_config, num_hidden_layers=4),
-        cross_modal_config=dict(bert_config, num_hidden_layers=2),
+        multimodal_config=dict(bert_config, num_hidden_layers=2),
         uta_num_layers=DEMO_UTA_LAYERS,
         projection_dim=128,
         # MiniLM was trained with mean pooling: its [CLS] states are near-identical across captions (cos ~0.998).

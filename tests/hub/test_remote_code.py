@@ -29,7 +29,7 @@ def tiny_umt_config() -> UmtConfig:
         vision_config=dict(image_size=SIZE, patch_size=PATCH, num_frames=FRAMES, hidden_size=32, num_hidden_layers=2,
                            num_attention_heads=4, intermediate_size=64, drop_path_rate=0.0),
         text_config=text,
-        cross_modal_config=dict(text, num_hidden_layers=1),
+        multimodal_config=dict(text, num_hidden_layers=1),
         teacher_config=dict(hidden_size=24, intermediate_size=48, num_hidden_layers=3, num_attention_heads=2,
                             patch_size=PATCH, image_size=SIZE, projection_dim=16),
         uta_num_layers=2,

@@ -36,8 +36,13 @@ def _loss_and_grads(video, text, video_ids, log_scale) -> dict[str, torch.Tensor
 
 
 def _worker(rank: int, init_file: str, out_dir: str) -> None:
+    import warnings
+
     import torch.distributed as dist
 
+    from hf_videolang.losses.distributed import gather_rows, shard_range
+
+    warnings.simplefilter("error", FutureWarning)  # no deprecated collective
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE)
     try:
@@ -47,6 +52,9 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
             "plain": _loss_and_grads(video[rows], text[rows], None, log_scale),
             "ids": _loss_and_grads(video[rows], text[rows], video_ids[rows], log_scale),
         }
+        # Unequal shards (5 rows on 2 ranks: 3 + 2) come back whole and in order on every rank.
+        shard = torch.arange(5.0)[list(shard_range(5, rank, WORLD_SIZE))].unsqueeze(1)
+        results["gather_rows"] = gather_rows(shard, 5)
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -74,6 +82,8 @@ def _run_two_ranks(tmp_path: Path) -> list[dict]:
 def test_gathered_loss_and_gradients_match_single_process(tmp_path):
     per_rank = _run_two_ranks(tmp_path)
     video, text, video_ids, log_scale = _global_batch()
+    for result in per_rank:
+        assert torch.equal(result.pop("gather_rows"), torch.arange(5.0).unsqueeze(1))
     for case, ids in (("plain", None), ("ids", video_ids)):
         reference = _loss_and_grads(video, text, ids, log_scale)
         ranks = [result[case] for result in per_rank]

@@ -46,7 +46,7 @@ def _tiny_config(stage: int, vocab_size: int) -> UmtConfig:
     if stage == 2:
         text = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
                     intermediate_size=64, max_position_embeddings=32)  # fmt: skip
-        kwargs.update(text_config=text, cross_modal_config=text)
+        kwargs.update(text_config=text, multimodal_config=text)
     return UmtConfig(**kwargs)
 
 
@@ -176,7 +176,7 @@ def test_stage2_model_takes_student_teacher_and_alignment_head_from_stage1(setup
         expected = source.get_submodule(name).state_dict()
         for key, tensor in model.get_submodule(name).state_dict().items():
             torch.testing.assert_close(tensor, expected[key], rtol=0, atol=0, msg=f"{name}.{key}")
-    assert model.config.pretraining_stage == 2 and model.config.cross_modal_config.num_hidden_layers == 1
+    assert model.config.pretraining_stage == 2 and model.config.multimodal_config.num_hidden_layers == 1
     # The new MLM decoder shares the new word embeddings (as BertForMaskedLM).
     decoder = model.mlm_head.predictions.decoder.weight
     assert decoder.data_ptr() == model.umt.text_model.embeddings.word_embeddings.weight.data_ptr()

@@ -211,15 +211,17 @@ def build_retrieval_compute_metrics(
     text_to_video: ArrayLike | None = None,
     ks: Sequence[int] = (1, 5, 10),
     ties: TieRule = "pessimistic",
-    video_index: int = 0,
-    text_index: int = 1,
+    video_index: int | None = None,
+    text_index: int | None = None,
 ) -> Callable[[Any], dict[str, float]]:
     """`compute_metrics` for `Trainer` on retrieval: accepts a similarity matrix or paired embeddings.
 
     `eval_pred.predictions` is either
       * a `(num_texts, num_videos)` similarity matrix, scored with `text_to_video`; or
       * a tuple holding `(N, D)` video embeddings at `video_index` and `(N, D)` text embeddings at `text_index`,
-        one row per (video, caption) pair; they are L2-normalized and compared by cosine. If
+        one row per (video, caption) pair; they are L2-normalized and compared by cosine. By default (`None`)
+        they are the last two `(N, D)` arrays of equal width, the order of the package's retrieval outputs
+        (`..., video_embeds, text_embeds`, as CLIP's); loss terms and per-batch logits before them are skipped. If
         `eval_pred.label_ids` is a 1-D array of N video ids (e.g. `label_names=["video_ids"]`), rows sharing an id
         are one video with several captions (its first row's embedding is used); otherwise `text_to_video`, or
         one video per row.
@@ -232,8 +234,14 @@ def build_retrieval_compute_metrics(
         predictions = eval_pred.predictions
         if not isinstance(predictions, (tuple, list)):
             return retrieval_metrics(_to_numpy(predictions), text_to_video, ks=ks, ties=ties)
-        video = _l2_normalize(_to_numpy(predictions[video_index]).astype(np.float64))
-        text = _l2_normalize(_to_numpy(predictions[text_index]).astype(np.float64))
+        v_index, t_index = _embedding_indices(predictions, video_index, text_index)
+        video = _l2_normalize(_to_numpy(predictions[v_index]).astype(np.float64))
+        text = _l2_normalize(_to_numpy(predictions[t_index]).astype(np.float64))
+        if video.ndim != 2 or video.shape != text.shape:
+            raise ValueError(
+                f"predictions[{v_index}] {video.shape} and predictions[{t_index}] {text.shape} must be (N, D) video and "
+                "text embeddings of the same shape; pass video_index= / text_index= to pick them."
+            )
         mapping = text_to_video
         label_ids = getattr(eval_pred, "label_ids", None)
         if isinstance(label_ids, np.ndarray) and label_ids.ndim == 1 and label_ids.shape[0] == video.shape[0]:
@@ -242,6 +250,25 @@ def build_retrieval_compute_metrics(
         return retrieval_metrics(text @ video.T, mapping, ks=ks, ties=ties)
 
     return compute_metrics
+
+
+def _embedding_indices(
+    predictions: Sequence[Any], video_index: int | None, text_index: int | None
+) -> tuple[int, int]:
+    """`(video_index, text_index)`: the given ones, else the last two `(N, D)` arrays of the same shape."""
+    if video_index is not None and text_index is not None:
+        return video_index, text_index
+    shapes = [getattr(item, "shape", None) for item in predictions]
+    candidates = [i for i, shape in enumerate(shapes) if shape is not None and len(shape) == 2]
+    for second in reversed(candidates):
+        earlier = [i for i in candidates if i < second and shapes[i] == shapes[second]]
+        if earlier:
+            return (earlier[-1] if video_index is None else video_index), (second if text_index is None else text_index)
+    raise ValueError(
+        f"retrieval compute_metrics found no pair of (N, D) video / text embeddings among the predictions (shapes: "
+        f"{shapes}); pass video_index= and text_index= (the positions of video_embeds / text_embeds in the model "
+        "output without its loss), or give a (num_texts, num_videos) similarity matrix."
+    )
 
 
 def build_qa_compute_metrics(answer_list: Sequence[str]) -> Callable[[Any], dict[str, float]]:

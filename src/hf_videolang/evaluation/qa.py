@@ -7,6 +7,7 @@ Open-ended QA ranks ``model.config.answer_list`` (``model(pixel_values, input_id
 
 from __future__ import annotations
 
+import numbers
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,9 +20,53 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..processing_utils import VideoTextProcessor
-from ..training.collator import VideoTextCollator
 from .metrics import mc_accuracy, normalize_answer, qa_accuracy
 from .retrieval import _model_device
+
+
+class _EvaluationBatches:
+    """Picklable DataLoader ``collate_fn`` of the evaluation loops: decodes with the processor's evaluation path
+    (uniform frames, no masks) and tokenizes each row's ``"question"`` (QA) or its ``"options"`` (MC: ``input_ids``
+    ``(B, num_options, L)``, ``labels`` the answer index)."""
+
+    def __init__(self, processor: VideoTextProcessor, task: str) -> None:
+        self.processor = processor
+        self.task = task
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> Mapping[str, torch.Tensor]:
+        videos = [_field(row, "video", index) for index, row in enumerate(rows)]
+        if self.task == "qa":
+            return self.processor(
+                videos=videos, text=[_field(row, "question", i) for i, row in enumerate(rows)], training=False
+            )
+        options = [list(_field(row, "options", index)) for index, row in enumerate(rows)]
+        if len({len(row_options) for row_options in options}) != 1 or not options[0]:
+            raise ValueError("multiple-choice batches need the same non-zero number of options in every row.")
+        batch = self.processor(videos=videos, text=[text for row in options for text in row], training=False)
+        for key in ("input_ids", "attention_mask"):
+            batch[key] = batch[key].view(len(rows), len(options[0]), -1)
+        batch["labels"] = torch.tensor(
+            [_answer_index(_field(row, "answer", i), options[i], i) for i, row in enumerate(rows)], dtype=torch.long
+        )
+        return batch
+
+
+def _field(row: Mapping[str, Any], name: str, index: int) -> Any:
+    try:
+        return row[name]
+    except KeyError:
+        raise KeyError(f"row {index} has no {name!r} field (fields: {sorted(row)})") from None
+
+
+def _answer_index(answer: Any, options: list[str], row_index: int) -> int:
+    if isinstance(answer, numbers.Integral) and not isinstance(answer, bool):
+        if not 0 <= answer < len(options):
+            raise ValueError(f"row {row_index}: answer index {answer} is out of range for {len(options)} options")
+        return int(answer)
+    try:
+        return options.index(str(answer))
+    except ValueError:
+        raise ValueError(f"row {row_index}: answer {answer!r} is not one of the options {options}") from None
 
 
 @dataclass
@@ -81,8 +126,7 @@ def evaluate_qa(
     answer_list = list(getattr(model.config, "answer_list", None) or [])
     if not answer_list:
         raise ValueError("evaluate_qa: model.config.answer_list is empty; set the candidate answers first.")
-    collator = VideoTextCollator(processor, task="qa", training=False, answer_list=answer_list)
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collator)
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=_EvaluationBatches(processor, "qa"))
     device = _model_device(model)
     was_training = model.training
     model.eval()
@@ -119,8 +163,7 @@ def evaluate_multiple_choice(
     (or the text) of the right one."""
     if not callable(getattr(model, "score_candidates", None)):
         raise ValueError(f"{type(model).__name__} has no score_candidates(pixel_values, input_ids, attention_mask).")
-    collator = VideoTextCollator(processor, task="mc", training=False)
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collator)
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=_EvaluationBatches(processor, "mc"))
     device = _model_device(model)
     was_training = model.training
     model.eval()

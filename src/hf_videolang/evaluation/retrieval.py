@@ -29,6 +29,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..losses.distributed import gather_rows, get_rank_and_world_size, shard_range
+from ..losses.matching import place_above
 from .metrics import retrieval_metrics
 
 
@@ -122,6 +124,7 @@ def encode_retrieval_corpus(
     progress: bool = True,
     return_video_states: bool = False,
     desc: str = "Encoding",
+    allow_empty: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """L2-normalized embeddings of every batch of ``dataloader``, concatenated on the CPU.
 
@@ -153,7 +156,13 @@ def encode_retrieval_corpus(
             raise ValueError(f"embeddings must be (batch, dim), got shape {tuple(features.shape)}")
         embeddings.append(F.normalize(features.float(), dim=-1).cpu())
     if not embeddings:
-        raise ValueError("the dataloader yielded no batches")
+        if not allow_empty:
+            raise ValueError("the dataloader yielded no batches")
+        # A rank whose share is empty (more ranks than rows) still joins the gather; its width is the model's.
+        dim = getattr(getattr(model, "config", None), "projection_dim", None)
+        if dim is None:
+            raise ValueError("the dataloader yielded no batches")
+        return torch.empty(0, dim)
     features = torch.cat(embeddings)
     if return_video_states:
         return features, torch.cat(states)
@@ -177,6 +186,7 @@ def evaluate_retrieval(
     num_workers: int = 0,
     video_column: str = "video",
     text_column: str = "caption",
+    shard_across_ranks: bool = False,
 ) -> RetrievalResult:
     """Text-to-video and video-to-text retrieval on ``dataset`` (rows with a video and a caption).
 
@@ -193,6 +203,9 @@ def evaluate_retrieval(
         device: where the model runs (default: the device of its parameters).
         progress: show tqdm progress bars.
         num_workers: DataLoader workers decoding videos.
+        shard_across_ranks: under ``torch.distributed``, every rank encodes a contiguous share of the videos and
+            texts and the embeddings are gathered once (``all_gather_single``); every rank returns the same
+            result. Every rank must call it. Not combinable with ``rerank_top_k``.
 
     Returns:
         :class:`RetrievalResult` with the metrics and the similarity matrices.
@@ -204,15 +217,23 @@ def evaluate_retrieval(
             )
         if rerank_top_k < 1:
             raise ValueError(f"rerank_top_k must be at least 1, got {rerank_top_k}")
+        if shard_across_ranks and get_rank_and_world_size()[1] > 1:
+            raise ValueError("rerank_top_k is not supported with shard_across_ranks; re-rank in a single process.")
     index = build_retrieval_index(dataset, video_column=video_column, text_column=text_column)
     device = torch.device(device) if device is not None else _model_device(model)
     was_training = model.training
     model.eval()
     try:
+        rank, world_size = get_rank_and_world_size() if shard_across_ranks else (0, 1)
+        video_rows = shard_range(len(index.videos), rank, world_size)
+        text_rows = shard_range(len(index.texts), rank, world_size)
         video_loader = DataLoader(
-            index.videos, batch_size=batch_size, num_workers=num_workers, collate_fn=_ProcessBatch(processor, "video")
+            [index.videos[i] for i in video_rows], batch_size=batch_size, num_workers=num_workers,
+            collate_fn=_ProcessBatch(processor, "video"),
+        )  # fmt: skip
+        text_loader = DataLoader(
+            [index.texts[i] for i in text_rows], batch_size=batch_size, collate_fn=_ProcessBatch(processor, "text")
         )
-        text_loader = DataLoader(index.texts, batch_size=batch_size, collate_fn=_ProcessBatch(processor, "text"))
         encoded = encode_retrieval_corpus(
             model,
             video_loader,
@@ -220,11 +241,15 @@ def evaluate_retrieval(
             progress=progress,
             return_video_states=rerank_top_k is not None,
             desc="Encoding videos",
+            allow_empty=world_size > 1,
         )
         video_embeds, video_states = encoded if rerank_top_k is not None else (encoded, None)
         text_embeds = encode_retrieval_corpus(
-            model, text_loader, device=device, progress=progress, desc="Encoding texts"
+            model, text_loader, device=device, progress=progress, desc="Encoding texts", allow_empty=world_size > 1
         )
+        if world_size > 1:
+            video_embeds = gather_rows(video_embeds.to(device), len(index.videos)).cpu()
+            text_embeds = gather_rows(text_embeds.to(device), len(index.texts)).cpu()
         similarity = text_embeds @ video_embeds.T  # (num_texts, num_videos)
         if rerank_top_k is None:
             metrics = retrieval_metrics(similarity, index.text_to_video)
@@ -322,20 +347,3 @@ def _score_pairs(
             )
         scores.append(batch_scores.float().cpu())
     return torch.cat(scores)
-
-
-def place_above(scores: torch.Tensor, top_index: torch.Tensor, top_scores: torch.Tensor) -> torch.Tensor:
-    """Put re-scored candidates above every other entry of their row, keeping the order of the others.
-
-    Args:
-        scores: ``(R, C)`` first-stage scores.
-        top_index: ``(R, k)`` column of each re-scored candidate.
-        top_scores: ``(R, k)`` their new scores.
-
-    Returns:
-        ``(R, C)``: the new scores at ``top_index``, the old ones shifted below the lowest new score elsewhere.
-    """
-    # Shift the first-stage scores so that the highest one ends 1 below the lowest re-ranked score.
-    offset = top_scores.min() - 1 - scores.max()
-    out = scores.float() + offset
-    return out.scatter(1, top_index, top_scores.float())

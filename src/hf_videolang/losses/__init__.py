@@ -15,7 +15,7 @@ from .masked_modeling import (
     patchify,
     unpatchify,
 )
-from .matching import VideoTextMatchingLoss, sample_hard_negatives
+from .matching import VideoTextMatchingLoss, place_above, sample_hard_negatives
 
 __all__ = [
     "MaskedLanguageModelingLoss",
@@ -28,6 +28,7 @@ __all__ = [
     "gather_features",
     "get_rank_and_world_size",
     "patchify",
+    "place_above",
     "sample_hard_negatives",
     "unpatchify",
 ]

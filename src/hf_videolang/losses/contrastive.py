@@ -61,7 +61,9 @@ class VideoTextContrastiveLoss(nn.Module):
         """Computes the loss.
 
         Args:
-            video_emb: `(B, D)` projected video embeddings (normalized here).
+            video_emb: `(B, D)` projected video embeddings (normalized here), or `(B, T, D)` per-frame ones: each
+                frame is normalized and the score is the mean of the per-frame cosines (UMT's `keep_temporal`,
+                the authors' `criterions.get_sim`).
             text_emb: `(B, D)` projected text embeddings; row i is a caption of video row i.
             logit_scale: Scalar `log(1 / temperature)`, usually an `nn.Parameter` of the model.
             video_ids: Optional `(B,)` integer ids; rows with equal ids are positives of each other.
@@ -71,8 +73,13 @@ class VideoTextContrastiveLoss(nn.Module):
             Scalar loss, or a dict with `loss`, `logits_per_video` `(B, W*B)` (local videos vs all texts) and
             `logits_per_text` `(B, W*B)` (local texts vs all videos).
         """
-        video_emb, text_emb, logit_scale = self._validate(video_emb, text_emb, logit_scale, video_ids)
-        video_emb = F.normalize(video_emb, dim=-1)
+        if video_emb.ndim == 3:
+            # mean_t cos(v_t, w) = (mean_t v_t / |v_t|) . w / |w|: average the unit frames, do not renormalize.
+            video_emb = F.normalize(video_emb, dim=-1).mean(dim=1)
+            video_emb, text_emb, logit_scale = self._validate(video_emb, text_emb, logit_scale, video_ids)
+        else:
+            video_emb, text_emb, logit_scale = self._validate(video_emb, text_emb, logit_scale, video_ids)
+            video_emb = F.normalize(video_emb, dim=-1)
         text_emb = F.normalize(text_emb, dim=-1)
         rank, world_size = get_rank_and_world_size() if self.gather else (0, 1)
         all_video = gather_features(video_emb) if world_size > 1 else video_emb

@@ -2,7 +2,8 @@
 
 Contrastive objectives (VTC) are stronger with more negatives, so under data parallelism every rank compares its
 local rows against the embeddings of *all* ranks. The gather keeps the autograd graph: the backward of
-`torch.distributed.nn.functional.all_gather` sums, over ranks, the gradients that flow into each rank's slice, so
+`all_gather_single_autograd` (torch's functional collectives) sums, over ranks, the gradients that flow into
+each rank's slice, so
 each rank receives the gradient of every rank's loss with respect to its own inputs (see
 `VideoTextContrastiveLoss` for what that means for loss scaling).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-__all__ = ["gather_features", "get_rank_and_world_size"]
+__all__ = ["gather_features", "gather_rows", "get_rank_and_world_size", "shard_range"]
 
 
 def get_rank_and_world_size() -> tuple[int, int]:
@@ -38,11 +39,42 @@ def gather_features(x: torch.Tensor) -> torch.Tensor:
     _, world_size = get_rank_and_world_size()
     if world_size == 1:
         return x
+    x = x.contiguous()
     if x.requires_grad:
-        # Imported lazily: `torch.distributed.nn` pulls in RPC machinery that is not needed single-process.
-        import torch.distributed.nn.functional as dist_fn
+        # Imported lazily; the non-deprecated autograd-aware gather (torch.distributed.nn.functional.all_gather
+        # warns that it is deprecated). Its backward reduce-scatters the gradient: the sum over ranks.
+        from torch.distributed._functional_collectives import all_gather_single_autograd
 
-        return torch.cat(dist_fn.all_gather(x), dim=0)
-    gathered = [torch.empty_like(x) for _ in range(world_size)]
-    dist.all_gather(gathered, x.contiguous())
-    return torch.cat(gathered, dim=0)
+        return all_gather_single_autograd(x, gather_dim=0, group=dist.group.WORLD)
+    gathered = x.new_empty((world_size * x.shape[0], *x.shape[1:]))
+    dist.all_gather_single(gathered, x)
+    return gathered
+
+
+def gather_rows(x: torch.Tensor, num_rows: int) -> torch.Tensor:
+    """Concatenates, without gradient, rank shards of *unequal* lengths that together hold ``num_rows`` rows.
+
+    Rank ``r`` holds rows ``shard_range(num_rows, r, world_size)``; shards are padded to the longest one, gathered
+    once with ``all_gather_single`` and the padding is dropped, so the result is ``(num_rows, ...)`` in
+    order on every rank. Single-process: ``x`` itself.
+    """
+    rank, world_size = get_rank_and_world_size()
+    if world_size == 1:
+        return x
+    longest = -(-num_rows // world_size)
+    padded = x.new_zeros((longest, *x.shape[1:]))
+    padded[: x.shape[0]] = x.detach()
+    if dist.get_backend() == "nccl" and padded.device.type == "cpu":
+        padded = padded.cuda()
+    gathered = padded.new_empty((world_size * longest, *x.shape[1:]))
+    dist.all_gather_single(gathered, padded.contiguous())
+    pieces = [gathered[r * longest : r * longest + len(shard_range(num_rows, r, world_size))] for r in range(world_size)]
+    return torch.cat(pieces).to(x.device)
+
+
+def shard_range(num_rows: int, rank: int, world_size: int) -> range:
+    """The contiguous rows ``[start, stop)`` of ``num_rows`` that rank ``rank`` of ``world_size`` owns (the first
+    ``num_rows % world_size`` ranks hold one row more)."""
+    base, extra = divmod(num_rows, world_size)
+    start = rank * base + min(rank, extra)
+    return range(start, start + base + (rank < extra))

@@ -13,7 +13,7 @@ from torch import nn
 
 from ._checks import check_ndim
 
-__all__ = ["VideoTextMatchingLoss", "sample_hard_negatives"]
+__all__ = ["VideoTextMatchingLoss", "place_above", "sample_hard_negatives"]
 
 
 @torch.no_grad()
@@ -102,3 +102,20 @@ class VideoTextMatchingLoss(nn.Module):
             ]
         )
         return F.cross_entropy(logits, labels)
+
+
+def place_above(scores: torch.Tensor, top_index: torch.Tensor, top_scores: torch.Tensor) -> torch.Tensor:
+    """Put re-scored candidates above every other entry of their row, keeping the order of the others.
+
+    Args:
+        scores: ``(R, C)`` first-stage scores.
+        top_index: ``(R, k)`` column of each re-scored candidate.
+        top_scores: ``(R, k)`` their new scores.
+
+    Returns:
+        ``(R, C)``: the new scores at ``top_index``, the old ones shifted below the lowest new score elsewhere.
+    """
+    # Shift the first-stage scores so that the highest one ends 1 below the lowest re-ranked score.
+    offset = top_scores.min() - 1 - scores.max()
+    out = scores.float() + offset
+    return out.scatter(1, top_index, top_scores.float())

@@ -3,13 +3,23 @@
 Models return ``loss`` (the weighted sum) and each unweighted term as ``loss_<name>`` (``loss_vtc``, ``loss_vtm``,
 ``loss_mlm``, ...). The trainer averages every term over the logging window, exactly as ``Trainer`` averages
 ``loss`` (under gradient accumulation too), and adds it to the training logs under its own name; evaluation adds
-``eval_loss_<name>``. ``evaluate_retrieval`` runs the retrieval loop of :mod:`hf_videolang.evaluation.retrieval`.
+``eval_loss_<name>``.
+
+``evaluate()`` reports the task metrics, so that ``metric_for_best_model``, ``load_best_model_at_end`` and
+``EarlyStoppingCallback`` work: retrieval R@1/5/10, MdR, MnR in both directions (``eval_t2v_R@1``, ...), computed by
+:func:`hf_videolang.evaluation.retrieval.evaluate_retrieval` sharded across ranks; QA / multiple-choice
+``eval_accuracy`` through ``Trainer``'s own loop and the ``compute_metrics`` builders. Evaluation batches are
+deterministic: the collator runs in its evaluation mode (uniform frames, no masks).
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 import json
+import math
 import re
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,11 +29,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import EvalLoopOutput
+from transformers.trainer_utils import EvalLoopOutput, speed_metrics
 from transformers.utils import logging
 
+from ..evaluation.metrics import build_mc_compute_metrics, build_qa_compute_metrics
 from ..evaluation.retrieval import evaluate_retrieval as run_retrieval_evaluation
-from .collator import VideoTextCollator
+from .collator import AnswerTargetCollator, VideoTextCollator
 
 logger = logging.get_logger(__name__)
 
@@ -105,6 +116,35 @@ def loss_terms(outputs: Any) -> dict[str, torch.Tensor]:
     }
 
 
+#: The evaluation each collator task gets, and the batch keys ``Trainer`` gathers as labels for it.
+EVAL_TASKS = {"retrieval": "retrieval", "pretrain": "retrieval", "qa": "qa", "mc": "mc"}
+LABEL_NAMES = {"retrieval": ["video_ids"], "qa": ["labels"], "mc": ["labels"]}
+
+
+def evaluation_collator(collator: Any) -> Any:
+    """The evaluation-mode copy of a training collator: uniform frame sampling, first caption, no masks.
+
+    :class:`VideoTextCollator` (and subclasses) and :class:`AnswerTargetCollator` are copied with
+    ``training=False``, ``return_masks=False``, ``return_mlm=False``; any other collator is returned as is.
+    """
+    if isinstance(collator, AnswerTargetCollator):
+        wrapped = copy.copy(collator)
+        wrapped.collator = evaluation_collator(collator.collator)
+        return wrapped
+    if isinstance(collator, VideoTextCollator) and collator.training:
+        evaluation = copy.copy(collator)
+        evaluation.training = False
+        evaluation.return_masks = False
+        evaluation.return_mlm = False
+        return evaluation
+    return collator
+
+
+def _accepts_argument(model: nn.Module, name: str) -> bool:
+    forward = getattr(model, "module", model).forward  # DDP wraps the model
+    return name in inspect.signature(forward).parameters
+
+
 def _without_loss_terms(outputs: Any) -> Any:
     """A copy of a ``ModelOutput`` without its ``loss_*`` entries, so evaluation does not gather them as predictions."""
     terms = loss_terms(outputs)
@@ -132,6 +172,13 @@ class VideoTextTrainer(Trainer):
     Arguments are those of ``Trainer`` (pass the ones after ``data_collator`` by keyword). If ``args`` is not
     given, :class:`VideoTextTrainingArguments` is used. With a :class:`VideoTextCollator`, rows
     must keep their raw columns, so ``remove_unused_columns`` is switched off (with a warning) if it was on.
+
+    ``eval_task``: ``"retrieval"``, ``"qa"``, ``"mc"`` or ``None`` (``Trainer``'s plain evaluation); default: from the
+    collator's task (``"pretrain"`` evaluates retrieval). It picks the metrics of ``evaluate()`` and, unless
+    ``args.label_names`` is set, the label names (``["video_ids"]`` / ``["labels"]``), which ``Trainer`` would
+    otherwise infer from the forward's signature (``["mlm_labels"]`` for MAC, leaving ``evaluate()`` without
+    labels). With ``eval_task="retrieval"`` and no ``compute_metrics``, ``evaluate()`` ranks every distinct video of
+    the eval rows (``"video"`` / ``"caption"``) with ``processing_class`` (or the collator's processor).
     """
 
     # Per-micro-batch mean losses: Trainer divides them by the accumulation steps (see the class docstring).
@@ -142,6 +189,7 @@ class VideoTextTrainer(Trainer):
         model: nn.Module | None = None,
         args: TrainingArguments | None = None,
         data_collator: Any = None,
+        eval_task: str | None = "auto",
         **kwargs: Any,
     ) -> None:
         if args is None:
@@ -152,7 +200,23 @@ class VideoTextTrainer(Trainer):
                 "setting it to False (use VideoTextTrainingArguments to get this default)."
             )
             args.remove_unused_columns = False
+        if eval_task == "auto":
+            inner = data_collator.collator if isinstance(data_collator, AnswerTargetCollator) else data_collator
+            eval_task = EVAL_TASKS.get(getattr(inner, "task", None))
+            if isinstance(data_collator, AnswerTargetCollator):
+                eval_task = None  # a generative answer head has no answer-list logits
+        if eval_task not in (None, "retrieval", "qa", "mc"):
+            raise ValueError(f"eval_task must be 'retrieval', 'qa', 'mc', None or 'auto', got {eval_task!r}")
+        if kwargs.get("compute_metrics") is None and model is not None and eval_task in ("qa", "mc"):
+            answer_list = getattr(getattr(model, "config", None), "answer_list", None)
+            if eval_task == "mc":
+                kwargs["compute_metrics"] = build_mc_compute_metrics()
+            elif answer_list:
+                kwargs["compute_metrics"] = build_qa_compute_metrics(answer_list)
         super().__init__(model, args, data_collator, **kwargs)
+        self.eval_task = eval_task
+        if self.args.label_names is None and eval_task is not None:
+            self.label_names = list(LABEL_NAMES[eval_task])
         self._train_loss_terms = LossTermAverager()
         self._eval_loss_terms = LossTermAverager()
 
@@ -197,6 +261,9 @@ class VideoTextTrainer(Trainer):
         With ``return_outputs=True`` (evaluation) the returned output has no ``loss_*`` entries: they are averaged
         into the metrics instead of being gathered as predictions.
         """
+        if not model.training and "return_loss" not in inputs and _accepts_argument(model, "return_loss"):
+            # Models that compute their loss only in training (UMT's retrieval head) give evaluation losses too.
+            inputs = {**inputs, "return_loss": True}
         loss, outputs = super().compute_loss(
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
@@ -250,6 +317,93 @@ class VideoTextTrainer(Trainer):
             return tensor
         return self.accelerator.reduce(tensor.to(self.args.device), reduction="sum")
 
+    # ------------------------------------------------------------------ evaluation
+
+    def get_eval_dataloader(self, eval_dataset: Any = None) -> DataLoader:
+        """``Trainer.get_eval_dataloader`` with the collator in evaluation mode (:func:`evaluation_collator`)."""
+        return self._with_evaluation_collator(super().get_eval_dataloader, eval_dataset)
+
+    def get_test_dataloader(self, test_dataset: Any) -> DataLoader:
+        """``Trainer.get_test_dataloader`` with the collator in evaluation mode (:func:`evaluation_collator`)."""
+        return self._with_evaluation_collator(super().get_test_dataloader, test_dataset)
+
+    def _with_evaluation_collator(self, build: Callable[[Any], DataLoader], dataset: Any) -> DataLoader:
+        training_collator = self.data_collator
+        self.data_collator = evaluation_collator(training_collator)
+        try:
+            return build(dataset)
+        finally:
+            self.data_collator = training_collator
+
+    def evaluate(
+        self,
+        eval_dataset: Any = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> dict[str, float]:
+        """``Trainer.evaluate`` with the task metrics (see the module docstring).
+
+        Retrieval (``eval_task="retrieval"`` without ``compute_metrics``): ``Trainer``'s loop gives the evaluation
+        losses; then every rank encodes its share of the distinct videos and of the captions, the embeddings are
+        gathered once, and every rank computes the same ``<prefix>_t2v_R@1``, ... All are logged (``report_to``)
+        and passed to the callbacks' ``on_evaluate``.
+        """
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if self.eval_task != "retrieval" or self.compute_metrics is not None or isinstance(dataset, (dict, str)):
+            return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        if dataset is None:
+            raise ValueError("evaluate() needs an eval_dataset (none was passed or given to the trainer).")
+        self._memory_tracker.start()
+        start_time = time.time()
+        # Trainer's own loop for the evaluation losses (eval_loss, eval_loss_<name>), on evaluation-mode batches.
+        output = self.evaluation_loop(
+            self.get_eval_dataloader(eval_dataset),
+            description="Evaluation",
+            prediction_loss_only=True,
+            ignore_keys=ignore_keys,
+            metric_key_prefix=metric_key_prefix,
+        )
+        metrics = dict(output.metrics)
+        metrics.update(self._retrieval_metrics(dataset, metric_key_prefix, shard_across_ranks=True))
+        total_batch_size = self.args.eval_batch_size * self.args.world_size
+        metrics.update(
+            speed_metrics(metric_key_prefix, start_time, num_samples=output.num_samples,
+                          num_steps=math.ceil(output.num_samples / total_batch_size))
+        )  # fmt: skip
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        self._memory_tracker.stop_and_update_metrics(metrics)
+        return metrics
+
+    def _retrieval_processor(self) -> Any:
+        processor = self.processing_class
+        if processor is None or not callable(processor):
+            inner = getattr(self.data_collator, "collator", self.data_collator)
+            processor = getattr(inner, "processor", None)
+        if processor is None:
+            raise ValueError(
+                "retrieval evaluation needs a VideoTextProcessor: pass processing_class= (or a VideoTextCollator)."
+            )
+        return processor
+
+    def _retrieval_metrics(
+        self, dataset: Any, metric_key_prefix: str, shard_across_ranks: bool, rerank_top_k: int | None = None
+    ) -> dict[str, float]:
+        model = self.accelerator.unwrap_model(self.model)
+        with self.autocast_smart_context_manager():
+            result = run_retrieval_evaluation(
+                model,
+                self._retrieval_processor(),
+                dataset,
+                batch_size=self.args.per_device_eval_batch_size,
+                rerank_top_k=rerank_top_k,
+                device=self.args.device,
+                progress=not self.args.disable_tqdm and self.is_local_process_zero(),
+                num_workers=self.args.dataloader_num_workers,
+                shard_across_ranks=shard_across_ranks,
+            )
+        return {f"{metric_key_prefix}_{name}": float(value) for name, value in result.metrics.items()}
+
     # ------------------------------------------------------------------ retrieval
 
     def evaluate_retrieval(
@@ -262,26 +416,16 @@ class VideoTextTrainer(Trainer):
         """Text-video retrieval metrics of the current model on ``eval_dataset`` (default: ``self.eval_dataset``).
 
         Runs :func:`hf_videolang.evaluation.retrieval.evaluate_retrieval` with ``self.processing_class`` (a
-        :class:`VideoTextProcessor`), logs the metrics as ``<metric_key_prefix>_<name>`` and returns them. It runs
-        on the whole dataset in every process; call it from a single process for large corpora.
+        :class:`VideoTextProcessor`), logs the metrics as ``<metric_key_prefix>_<name>`` and returns them. Unlike
+        ``evaluate()`` it can re-rank (``rerank_top_k``) and runs on the whole dataset in every process.
         """
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         if dataset is None:
             raise ValueError("evaluate_retrieval needs an eval_dataset (none was passed or given to the trainer)")
-        if self.processing_class is None:
-            raise ValueError("evaluate_retrieval needs the trainer's processing_class (a VideoTextProcessor)")
-        result = run_retrieval_evaluation(
-            self.accelerator.unwrap_model(self.model),
-            self.processing_class,
-            dataset,
-            batch_size=batch_size or self.args.per_device_eval_batch_size,
-            rerank_top_k=rerank_top_k,
-            device=self.args.device,
-            progress=not self.args.disable_tqdm,
-        )
-        metrics = {f"{metric_key_prefix}_{name}": float(value) for name, value in result.metrics.items()}
+        metrics = self._retrieval_metrics(dataset, metric_key_prefix, shard_across_ranks=False,
+                                          rerank_top_k=rerank_top_k)  # fmt: skip
         self.log(dict(metrics))  # log() adds the epoch to the dict it gets
         return metrics
 
 
-__all__ = ["LossTermAverager", "VideoTextTrainer", "VideoTextTrainingArguments", "loss_terms"]
+__all__ = ["LossTermAverager", "VideoTextTrainer", "VideoTextTrainingArguments", "evaluation_collator", "loss_terms"]

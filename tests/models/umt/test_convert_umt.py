@@ -31,7 +31,7 @@ def _config(stage: int, **vision_overrides) -> UmtConfig:
     kwargs = dict(vision_config=vision, teacher_config=teacher, uta_num_layers=2, projection_dim=16,
                   pretraining_stage=stage)  # fmt: skip
     if stage == 2:
-        kwargs.update(text_config=text, cross_modal_config=dict(text, num_hidden_layers=FUSION_LAYERS))
+        kwargs.update(text_config=text, multimodal_config=dict(text, num_hidden_layers=FUSION_LAYERS))
     return UmtConfig(**kwargs)
 
 
@@ -74,8 +74,8 @@ def _to_original(hf: dict[str, torch.Tensor], kind: str) -> dict[str, torch.Tens
                 _clip_to_original(key, value, out, qkv)
         elif key.startswith("umt.text_model."):
             out["text_encoder.bert." + key[len("umt.text_model.") :]] = value
-        elif key.startswith("umt.fusion_model.layer."):
-            index, rest = key[len("umt.fusion_model.layer.") :].split(".", 1)
+        elif key.startswith("umt.multimodal_encoder.layer."):
+            index, rest = key[len("umt.multimodal_encoder.layer.") :].split(".", 1)
             out[f"text_encoder.bert.encoder.layer.{int(index) + TEXT_LAYERS}.{rest}"] = value
         elif key.startswith("mlm_head."):
             out["text_encoder.cls." + key[len("mlm_head.") :]] = value
@@ -165,7 +165,7 @@ def test_hand_written_original_keys_land_on_the_right_parameters(tmp_path):
         "text_encoder.bert.encoder.layer.1.attention.self.query.weight":
             "umt.text_model.encoder.layer.1.attention.self.query.weight",
         "text_encoder.bert.encoder.layer.2.crossattention.self.key.weight":
-            "umt.fusion_model.layer.0.crossattention.self.key.weight",
+            "umt.multimodal_encoder.layer.0.crossattention.self.key.weight",
         "itm_head.bias": "vtm_head.bias",
         "text_encoder.cls.predictions.transform.dense.weight": "mlm_head.predictions.transform.dense.weight",
         "clip_teacher.ln_post.bias": "teacher.clip.vision_model.post_layernorm.bias",

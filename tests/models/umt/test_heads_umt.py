@@ -35,7 +35,7 @@ def tiny_config(**overrides) -> UmtConfig:
                   num_attention_heads=4, intermediate_size=64, drop_path_rate=0.0)  # fmt: skip
     text = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
                 max_position_embeddings=40, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
-    kwargs = dict(vision_config=vision, text_config=text, cross_modal_config=text, teacher_config=None,
+    kwargs = dict(vision_config=vision, text_config=text, multimodal_config=text, teacher_config=None,
                   uta_loss_weight=0.0, projection_dim=16)  # fmt: skip
     kwargs.update(overrides)
     return UmtConfig(**kwargs)
@@ -67,7 +67,7 @@ def processor(tiny_tokenizer):
 def qa_model(tiny_tokenizer):
     torch.manual_seed(0)
     config = tiny_config()
-    config.text_config.vocab_size = config.cross_modal_config.vocab_size = len(tiny_tokenizer)
+    config.text_config.vocab_size = config.multimodal_config.vocab_size = len(tiny_tokenizer)
     model = UmtForVideoQuestionAnswering(config).eval()
     model.set_answer_list(ANSWERS, tiny_tokenizer)
     return model
@@ -76,17 +76,55 @@ def qa_model(tiny_tokenizer):
 # ---------------------------------------------------------------------------------------------------- retrieval
 
 
-def test_retrieval_scores_are_scaled_cosines_and_hooks_agree():
+def test_retrieval_scores_are_the_mean_of_per_frame_cosines_and_hooks_agree():
     model = build(UmtForVideoTextRetrieval)
     pixel_values, (ids, mask) = videos(3), texts(4)
     with torch.no_grad():
         out = model(pixel_values, ids, mask)
         video = model.get_video_features(pixel_values)
+        frames = model.umt.get_video_features(pixel_values, per_frame=True)
         text = model.get_text_features(ids, mask)
     assert out.logits_per_text.shape == (4, 3) and out.reranked_logits_per_text is None
-    torch.testing.assert_close(video.norm(dim=-1), torch.ones(3))
+    assert frames.shape == (3, FRAMES, 16)
+    torch.testing.assert_close(frames.norm(dim=-1), torch.ones(3, FRAMES))
+    # The authors' get_sim: einsum over frames of normalized embeddings, then the mean over frames.
+    per_frame_cos = torch.einsum("vtd,nd->vtn", frames, text).mean(dim=1)
+    torch.testing.assert_close(out.logits_per_text, model.umt.logit_scale.exp() * per_frame_cos.T)
     torch.testing.assert_close(out.logits_per_text, model.umt.logit_scale.exp() * text @ video.T)
     torch.testing.assert_close(out.logits_per_video, out.logits_per_text.T)
+
+
+def test_global_scoring_is_the_cosine_of_one_pooled_embedding():
+    model = build(UmtForVideoTextRetrieval, keep_temporal=False)
+    pixel_values, (ids, mask) = videos(3), texts(4)
+    with torch.no_grad():
+        out = model(pixel_values, ids, mask)
+        video = model.get_video_features(pixel_values)
+        text = model.get_text_features(ids, mask)
+    torch.testing.assert_close(video.norm(dim=-1), torch.ones(3))
+    torch.testing.assert_close(out.logits_per_text, model.umt.logit_scale.exp() * text @ video.T)
+
+
+def test_retrieval_returns_the_vtc_plus_vtm_loss_in_training_and_accepts_video_ids():
+    model = build(UmtForVideoTextRetrieval).train()
+    pixel_values, (ids, mask) = videos(4), texts(4)
+    video_ids = torch.tensor([0, 1, 1, 2])
+    out = model(pixel_values, ids, mask, video_ids=video_ids, generator=torch.Generator().manual_seed(0))
+    assert out.loss_vtc is not None and out.loss_vtm is not None
+    torch.testing.assert_close(out.loss, out.loss_vtc + out.loss_vtm)
+    out.loss.backward()
+    assert model.vtm_head.weight.grad.abs().sum() > 0 and model.umt.vision_projection.weight.grad.abs().sum() > 0
+    assert model.eval()(pixel_values, ids, mask).loss is None
+    # VTC on the per-frame scores, as the authors' VTC_VTM_Loss.vtc_loss with keep_temporal.
+    with torch.no_grad():
+        frames = model.umt.get_video_features(pixel_values, per_frame=True)
+        text = model.get_text_features(ids, mask)
+        sim = model.umt.logit_scale.exp() * torch.einsum("vtd,nd->vtn", frames, text).mean(dim=1)
+        targets = (video_ids[:, None] == video_ids[None]).float()
+        targets = targets / targets.sum(1, keepdim=True)
+        expected = (-(sim.log_softmax(1) * targets).sum(1).mean() - (sim.T.log_softmax(1) * targets).sum(1).mean()) / 2
+        got = model(pixel_values, ids, mask, video_ids=video_ids, return_loss=True).loss_vtc
+    torch.testing.assert_close(got, expected)
 
 
 def test_rerank_changes_order_only_within_the_top_k():
@@ -277,7 +315,7 @@ def test_qa_answer_decoder_starts_from_the_pretraining_decoder_and_mlm_head(tmp_
     pretrained.save_pretrained(tmp_path)
     plain = UmtForVideoQuestionAnswering.from_pretrained(tmp_path)
     qa = UmtForVideoQuestionAnswering.from_pretraining(tmp_path)
-    fusion = pretrained.umt.fusion_model.layer[0]
+    fusion = pretrained.umt.multimodal_encoder.layer[0]
     decoder = qa.answer_decoder.bert.encoder.layer[0]
     for name in ("attention.self.query.weight", "crossattention.self.value.weight", "output.dense.weight"):
         expected = fusion.get_parameter(name)
@@ -305,7 +343,7 @@ def test_qa_answer_decoder_starts_from_the_pretraining_decoder_and_mlm_head(tmp_
 )
 def test_auto_round_trip_is_bit_exact(tmp_path, auto_class, expected, tiny_tokenizer):
     config = tiny_config(num_labels=3)
-    config.text_config.vocab_size = config.cross_modal_config.vocab_size = len(tiny_tokenizer)
+    config.text_config.vocab_size = config.multimodal_config.vocab_size = len(tiny_tokenizer)
     torch.manual_seed(0)
     model = auto_class.from_config(config).eval()
     assert type(model) is expected

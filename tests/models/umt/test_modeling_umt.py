@@ -39,7 +39,7 @@ class UmtModelTester:
         kwargs = dict(vision_config=vision, teacher_config=teacher, uta_num_layers=2, projection_dim=16,
                       pretraining_stage=stage)  # fmt: skip
         if stage == 2:
-            kwargs.update(text_config=text, cross_modal_config=dict(text, num_hidden_layers=1))
+            kwargs.update(text_config=text, multimodal_config=dict(text, num_hidden_layers=1))
         kwargs.update(overrides)
         return UmtConfig(**kwargs)
 
@@ -84,8 +84,8 @@ def _model(stage: int = 2, seed: int = 0, **overrides) -> UmtForPreTraining:
 def test_presets_follow_the_paper():
     base = UmtConfig.from_preset("umt-b16")
     assert (base.vision_config.hidden_size, base.vision_config.num_hidden_layers) == (768, 12)
-    assert base.text_config.num_hidden_layers + base.cross_modal_config.num_hidden_layers == 12
-    assert base.cross_modal_config.num_hidden_layers == 3
+    assert base.text_config.num_hidden_layers + base.multimodal_config.num_hidden_layers == 12
+    assert base.multimodal_config.num_hidden_layers == 3
     assert (base.teacher_config.patch_size, base.teacher_image_size, base.projection_dim) == (16, 224, 512)
     assert (base.video_mask_ratio, base.image_mask_ratio, base.text_mask_ratio) == (0.8, 0.5, 0.5)
     assert base.uta_student_layers == list(range(6, 12)) and base.uta_teacher_layers == list(range(6, 12))
@@ -93,10 +93,10 @@ def test_presets_follow_the_paper():
     large = UmtConfig.from_preset("umt-l16")
     assert (large.vision_config.hidden_size, large.vision_config.num_hidden_layers) == (1024, 24)
     assert (large.teacher_config.patch_size, large.teacher_image_size, large.projection_dim) == (14, 196, 768)
-    assert large.text_config.hidden_size == 1024 and large.cross_modal_config.num_hidden_layers == 5
+    assert large.text_config.hidden_size == 1024 and large.multimodal_config.num_hidden_layers == 5
     assert large.uta_teacher_layers == list(range(18, 24))
     stage1 = UmtConfig.from_preset("umt-b16", pretraining_stage=1)
-    assert stage1.text_config is None and stage1.cross_modal_config is None
+    assert stage1.text_config is None and stage1.multimodal_config is None
 
 
 def test_config_round_trip(tmp_path):
@@ -129,7 +129,7 @@ def test_config_validation(overrides, message):
 
 def test_config_rejects_mismatched_widths_and_tubelets():
     with pytest.raises(ValueError, match="same width"):
-        UmtModelTester.config(cross_modal_config=dict(hidden_size=48, num_attention_heads=4, num_hidden_layers=1))
+        UmtModelTester.config(multimodal_config=dict(hidden_size=48, num_attention_heads=4, num_hidden_layers=1))
     with pytest.raises(ValueError, match="tubelet_size=1"):
         UmtModelTester.config(
             vision_config=dict(image_size=SIZE, patch_size=PATCH, num_frames=2, tubelet_size=2, hidden_size=32,
@@ -158,7 +158,7 @@ def test_finetuning_config_drops_teacher_uta_and_masking():
     with pytest.raises(ValueError, match="mlm_loss_weight"):
         config.for_finetuning(mlm_loss_weight=-1.0)
     with pytest.raises(ValueError, match="stage-1 config"):
-        UmtModelTester.config(pretraining_stage=1, text_config=None, cross_modal_config=None).for_finetuning()
+        UmtModelTester.config(pretraining_stage=1, text_config=None, multimodal_config=None).for_finetuning()
 
 
 def test_stage_one_builds_only_the_vision_side():
@@ -287,7 +287,7 @@ def test_sdpa_matches_eager():
     sdpa = UmtModel._from_config(copy.deepcopy(config), attn_implementation="sdpa").eval()
     eager = UmtModel._from_config(copy.deepcopy(config), attn_implementation="eager").eval()
     eager.load_state_dict(sdpa.state_dict())
-    for sub in ("vision_config", "text_config", "cross_modal_config"):
+    for sub in ("vision_config", "text_config", "multimodal_config"):
         assert getattr(eager.config, sub)._attn_implementation == "eager"
         assert getattr(sdpa.config, sub)._attn_implementation == "sdpa"
     inputs = UmtModelTester.inputs()
@@ -296,7 +296,7 @@ def test_sdpa_matches_eager():
     for model in (sdpa, eager):
         out = model(inputs["pixel_values"], inputs["input_ids"], inputs["attention_mask"], bool_masked_pos=mask)
         video_states = out.vision_model_output.last_hidden_state
-        fused = model.fuse(out.text_last_hidden_state, inputs["attention_mask"], video_states)
+        fused = model.encode_multimodal(out.text_last_hidden_state, inputs["attention_mask"], video_states)
         outputs.append((out.logits_per_video, out.vision_model_output.last_hidden_state, fused))
     for a, b in zip(*outputs):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
@@ -305,13 +305,14 @@ def test_sdpa_matches_eager():
 # ---------------------------------------------------------------------------------------------------- UmtModel
 
 
-def test_features_are_normalized_and_logits_are_scaled_cosines():
+def test_features_give_the_mean_per_frame_cosine_and_logits_are_scaled_by_the_temperature():
     model = _model().umt.eval()
     inputs = UmtModelTester.inputs()
     video = model.get_video_features(inputs["pixel_values"])
     text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"])
     assert video.shape == text.shape == (BATCH, 16)
-    torch.testing.assert_close(video.norm(dim=-1), torch.ones(BATCH))
+    # The mean of unit per-frame embeddings: its dot product with a unit text is the mean per-frame cosine.
+    torch.testing.assert_close(video, model.get_video_features(inputs["pixel_values"], per_frame=True).mean(dim=1))
     torch.testing.assert_close(text.norm(dim=-1), torch.ones(BATCH))
     out = model(inputs["pixel_values"], inputs["input_ids"], inputs["attention_mask"])
     torch.testing.assert_close(out.logits_per_video, (video @ text.T) / 0.07, rtol=1e-4, atol=1e-4)
@@ -450,7 +451,7 @@ def test_mlm_loss_equals_the_cross_entropy_of_the_full_vocabulary_head():
     with torch.no_grad():
         video_states = model.umt.vision_model(inputs["pixel_values"], bool_masked_pos=mask).last_hidden_state
         text = model.umt.encode_text(inputs["mlm_input_ids"], inputs["attention_mask"])
-        logits = model.mlm_head(model.umt.fuse(text, inputs["attention_mask"], video_states))  # every position
+        logits = model.mlm_head(model.umt.encode_multimodal(text, inputs["attention_mask"], video_states))  # every position
     expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), inputs["mlm_labels"].flatten())
     torch.testing.assert_close(out.loss_mlm, expected, rtol=1e-5, atol=1e-6)
 
@@ -502,7 +503,7 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
         if enable:
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
             assert model.umt.vision_model.blocks[0].gradient_checkpointing
-            assert model.umt.fusion_model.layer[0].gradient_checkpointing
+            assert model.umt.multimodal_encoder.layer[0].gradient_checkpointing
         model.zero_grad()
         out = model(**inputs, bool_masked_pos=mask, generator=torch.Generator().manual_seed(0))
         out.loss.backward()

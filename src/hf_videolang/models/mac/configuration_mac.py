@@ -9,13 +9,14 @@ baseline with "the same configuration" (MAC §5).
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
+
+from ...configuration_utils import PresetMixin
 
 _TEXT_POOLINGS = ("cls", "mean")
 
@@ -109,7 +110,7 @@ MAC_PRESETS: dict[str, dict[str, Any]] = {
 
 
 @strict
-class MacConfig(PreTrainedConfig):
+class MacConfig(PresetMixin, PreTrainedConfig):
     r"""Composite configuration of MAC: video encoder, text encoder, linear heads and the contrastive temperature.
 
     Args:
@@ -136,6 +137,7 @@ class MacConfig(PreTrainedConfig):
     """
 
     model_type = "hfvl_mac"
+    presets = MAC_PRESETS
     sub_configs_defaults: ClassVar[dict] = {
         "vision_config": MacVisionConfig,
         "text_config": SubConfigSpec(AutoConfig, model_type="distilbert"),
@@ -174,20 +176,6 @@ class MacConfig(PreTrainedConfig):
                 f"MacConfig: text_config ({type(self.text_config).__name__}) has no hidden_size; use a BERT-like "
                 "text encoder config."
             )
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> MacConfig:
-        """Build a preset (``"mac-b16"``: ViT-B/16 divided space-time + DistilBERT, MAC §4.3). Keyword overrides
-        replace top-level fields; sub-config dicts are merged into the preset's."""
-        if name not in MAC_PRESETS:
-            raise ValueError(f"MacConfig.from_preset: unknown preset {name!r}; choose one of {sorted(MAC_PRESETS)}.")
-        kwargs = copy.deepcopy(MAC_PRESETS[name])
-        for key, value in overrides.items():
-            if isinstance(value, dict) and isinstance(kwargs.get(key), dict):
-                kwargs[key].update(value)
-            else:
-                kwargs[key] = value
-        return cls(**kwargs)
 
 
 __all__ = ["MAC_PRESETS", "MacConfig", "MacVisionConfig"]

@@ -7,13 +7,14 @@ Defaults are the paper's UMT-B/16 setting. Numbers that the paper leaves out are
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
 from transformers import BertConfig, CLIPVisionConfig
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
+
+from ...configuration_utils import PresetMixin
 
 
 @strict
@@ -38,7 +39,10 @@ class UmtVisionConfig(PreTrainedConfig):
             0.2 for L in the authors' scripts).
         position_embedding_type (`str`, defaults to `"sincos"`): `"sincos"` (fixed 1D sinusoid over the frame-major
             token index, the authors' default) or `"learnable"`.
-        use_pool_norm (`bool`, defaults to `True`): LayerNorm after mean pooling (the authors' ``pool_norm``).
+        use_pool_norm (`bool`, defaults to `True`): LayerNorm after mean pooling (the authors' ``pool_norm``; their
+            fine-tuned classifiers' ``fc_norm``).
+        use_final_norm (`bool`, defaults to `True`): LayerNorm on the last layer's tokens (the authors' ``norm``).
+            Their fine-tuned classification checkpoints have none (``use_mean_pooling``: ``norm = Identity``).
         initializer_range (`float`, defaults to 0.02): std of a learnable position table.
     """
 
@@ -62,6 +66,7 @@ class UmtVisionConfig(PreTrainedConfig):
     drop_path_rate: float | int = 0.1
     position_embedding_type: str = "sincos"
     use_pool_norm: bool = True
+    use_final_norm: bool = True
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -105,18 +110,22 @@ class UmtVisionConfig(PreTrainedConfig):
         return (self.num_frames // self.tubelet_size) * self.num_patches_per_frame
 
 
-def _bert_split(hidden: int, heads: int, layers: int, fusion_layers: int) -> tuple[dict, dict]:
-    """Split a BERT into the text encoder (first layers) and the cross-modal decoder (last ``fusion_layers``)."""
+def _bert_split(hidden: int, heads: int, layers: int, multimodal_layers: int) -> tuple[dict, dict]:
+    """Split a BERT into the text encoder (first layers) and the multimodal encoder (last ``multimodal_layers``)."""
     common = dict(hidden_size=hidden, num_attention_heads=heads, intermediate_size=4 * hidden)
-    return dict(num_hidden_layers=layers - fusion_layers, **common), dict(num_hidden_layers=fusion_layers, **common)
+    return dict(num_hidden_layers=layers - multimodal_layers, **common), dict(num_hidden_layers=multimodal_layers, **common)
 
 
-_TEXT_B, _FUSION_B = _bert_split(768, 12, 12, 3)  # config_bert.json: fusion_layer=9 of 12
-_TEXT_L, _FUSION_L = _bert_split(1024, 16, 24, 5)  # config_bert_large.json: fusion_layer=19 of 24
+_TEXT_B, _MULTIMODAL_B = _bert_split(768, 12, 12, 3)  # config_bert.json: fusion_layer=9 of 12
+_TEXT_L, _MULTIMODAL_L = _bert_split(1024, 16, 24, 5)  # config_bert_large.json: fusion_layer=19 of 24
 _CLIP_B16 = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
                  patch_size=16, image_size=224, projection_dim=512)  # fmt: skip
 _CLIP_L14 = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
                  patch_size=14, image_size=224, projection_dim=768)  # fmt: skip
+
+# The authors' fine-tuning stochastic depth (MSR-VTT retrieval and multiple choice, most QA sets).
+_FINETUNING_DROP_PATH_B = 0.2
+_FINETUNING_DROP_PATH_L = 0.3
 
 #: Presets of the paper (§4.1 "Settings"). ``UmtConfig.from_preset(name, **overrides)`` builds them.
 UMT_PRESETS: dict[str, dict[str, Any]] = {
@@ -124,7 +133,7 @@ UMT_PRESETS: dict[str, dict[str, Any]] = {
         vision_config=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
                            drop_path_rate=0.1),
         text_config=_TEXT_B,
-        cross_modal_config=_FUSION_B,
+        multimodal_config=_MULTIMODAL_B,
         teacher_config=_CLIP_B16,
         teacher_image_size=224,
         projection_dim=512,
@@ -133,7 +142,7 @@ UMT_PRESETS: dict[str, dict[str, Any]] = {
         vision_config=dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
                            drop_path_rate=0.2),
         text_config=_TEXT_L,
-        cross_modal_config=_FUSION_L,
+        multimodal_config=_MULTIMODAL_L,
         teacher_config=_CLIP_L14,
         # CLIP-L/14 sees 196 px so its 14x14 grid matches the student's 224/16 (§4.1).
         teacher_image_size=196,
@@ -143,16 +152,16 @@ UMT_PRESETS: dict[str, dict[str, Any]] = {
 
 
 @strict
-class UmtConfig(PreTrainedConfig):
-    r"""Composite configuration of UMT: student ViT, BERT text encoder, cross-modal decoder and CLIP teacher.
+class UmtConfig(PresetMixin, PreTrainedConfig):
+    r"""Composite configuration of UMT: student ViT, BERT text encoder, multimodal encoder and CLIP teacher.
 
     Args:
         vision_config (`dict` or `UmtVisionConfig`): the student (UMT §3.1).
         text_config (`dict` or `BertConfig`, *optional*): the text encoder, BERT's first layers (BERT-base: 9 of 12,
             the authors' ``fusion_layer=9``). None for stage 1.
-        cross_modal_config (`dict` or `BertConfig`, *optional*): the cross-modal decoder, BERT's last layers with an
-            added cross-attention to the video tokens (BERT-base: 3; BERT-large: 5 of 24). None for stage 1. (Not
-            named `fusion_config`: transformers reserves that attribute.)
+        multimodal_config (`dict` or `BertConfig`, *optional*): the multimodal encoder, BERT's last layers with an
+            added cross-attention to the video tokens (BERT-base: 3; BERT-large: 5 of 24). None for stage 1. (The
+            authors' `multimodal_encoder`; not `fusion_config`, which transformers reserves.)
         teacher_config (`dict` or `CLIPVisionConfig`, *optional*): the frozen CLIP vision tower (CLIP-ViT-B/16 by
             default). None (with ``uta_loss_weight=0``) trains without a teacher.
         pretraining_stage (`int`, defaults to 2): 1 = video-only masked modeling with UTA; 2 = adds VTC, VTM and MLM
@@ -173,6 +182,15 @@ class UmtConfig(PreTrainedConfig):
             with mean pooling, such as sentence-transformers' MiniLM, whose `[CLS]` state barely varies between
             sentences (the built-in demo uses it; see the model card's Deviations).
         vtm_hard_negatives (`bool`, defaults to `True`): sample VTM negatives from the VTC similarities (§3.2).
+        keep_temporal (`bool`, defaults to `True`): score video-text pairs per frame, as the authors'
+            ``keep_temporal=True`` (every config of theirs; ``criterions.get_sim``): each frame is pooled, normed,
+            projected and normalized, and the similarity is the mean of the per-frame cosines. Masked clips
+            (pre-training) are pooled globally, as theirs under attention masking. False: one global embedding.
+        uta_layer_norm_eps (`float`, *optional*): LayerNorm epsilon of the UTA head; defaults to 1e-6 in stage 1
+            (the authors' single-modality ``Linear_Decoder`` gets the model's ``eps=1e-6`` norm) and 1e-5 in stage 2
+            (the multi-modality ``Linear_Decoder`` uses a bare ``nn.LayerNorm``).
+        classifier_dropout_prob (`float`, defaults to 0.0): dropout before the classification head (the authors'
+            ``fc_drop_rate``).
         uta_loss_weight, vtc_loss_weight, vtm_loss_weight, mlm_loss_weight (`float`, default 1.0): loss weights
             (Table 6: all 1); 0 disables a term.
         answer_list (`list[str]`, defaults to `[]`): candidate answers for video question answering heads.
@@ -183,16 +201,18 @@ class UmtConfig(PreTrainedConfig):
     """
 
     model_type = "hfvl_umt"
+    #: ``UmtConfig.from_preset(name, **overrides)`` builds these (see :class:`PresetMixin`).
+    presets = UMT_PRESETS
     sub_configs_defaults: ClassVar[dict] = {
         "vision_config": UmtVisionConfig,
         "text_config": SubConfigSpec(BertConfig, optional=True),
-        "cross_modal_config": SubConfigSpec(BertConfig, optional=True),
+        "multimodal_config": SubConfigSpec(BertConfig, optional=True),
         "teacher_config": SubConfigSpec(CLIPVisionConfig, optional=True),
     }
 
     vision_config: dict | PreTrainedConfig | None = None
     text_config: dict | PreTrainedConfig | None = None
-    cross_modal_config: dict | PreTrainedConfig | None = None
+    multimodal_config: dict | PreTrainedConfig | None = None
     teacher_config: dict | PreTrainedConfig | None = None
     pretraining_stage: int = 2
     teacher_image_size: int | None = None
@@ -205,6 +225,9 @@ class UmtConfig(PreTrainedConfig):
     logit_scale_init_value: float = math.log(1 / 0.07)
     text_pooling: str = "cls"
     vtm_hard_negatives: bool = True
+    keep_temporal: bool = True
+    uta_layer_norm_eps: float | None = None
+    classifier_dropout_prob: float | int = 0.0
     uta_loss_weight: float | int = 1.0
     vtc_loss_weight: float | int = 1.0
     vtm_loss_weight: float | int = 1.0
@@ -221,11 +244,11 @@ class UmtConfig(PreTrainedConfig):
             # Stage 2 always has a text side; build BERT-base's split when none is given.
             if self.text_config is None:
                 self.text_config = dict(_TEXT_B)
-            if self.cross_modal_config is None:
-                self.cross_modal_config = dict(_FUSION_B)
-        elif self.text_config is not None or self.cross_modal_config is not None:
+            if self.multimodal_config is None:
+                self.multimodal_config = dict(_MULTIMODAL_B)
+        elif self.text_config is not None or self.multimodal_config is not None:
             raise ValueError(
-                "UmtConfig: pretraining_stage=1 is video-only (UMT §3.2); drop text_config/cross_modal_config "
+                "UmtConfig: pretraining_stage=1 is video-only (UMT §3.2); drop text_config/multimodal_config "
                 "or use pretraining_stage=2."
             )
         if self.teacher_config is None and self.uta_loss_weight > 0:
@@ -237,6 +260,8 @@ class UmtConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if self.teacher_image_size is None:
             self.teacher_image_size = self.vision_config.image_size
+        if self.uta_layer_norm_eps is None:
+            self.uta_layer_norm_eps = 1e-6 if self.pretraining_stage == 1 else 1e-5
         self._check()
 
     # ------------------------------------------------------------------ validation
@@ -297,16 +322,16 @@ class UmtConfig(PreTrainedConfig):
             )
 
     def _check_text(self) -> None:
-        if self.cross_modal_config is None:
-            raise ValueError("UmtConfig: text_config is set but cross_modal_config is None; stage 2 needs both.")
+        if self.multimodal_config is None:
+            raise ValueError("UmtConfig: text_config is set but multimodal_config is None; stage 2 needs both.")
         widths = {
             "vision_config.hidden_size": self.vision_config.hidden_size,
             "text_config.hidden_size": self.text_config.hidden_size,
-            "cross_modal_config.hidden_size": self.cross_modal_config.hidden_size,
+            "multimodal_config.hidden_size": self.multimodal_config.hidden_size,
         }
         if len(set(widths.values())) != 1:
             raise ValueError(
-                f"UmtConfig: the cross-modal decoder attends from text to video tokens of the same width; got {widths}."
+                f"UmtConfig: the multimodal encoder attends from text to video tokens of the same width; got {widths}."
             )
 
     # ------------------------------------------------------------------ helpers
@@ -339,33 +364,33 @@ class UmtConfig(PreTrainedConfig):
 
     def for_finetuning(self, **overrides: Any) -> UmtConfig:
         """A copy of this stage-2 config for fine-tuning (UMT §4.1; the authors' fine-tuning configs): no teacher, no
-        UTA, whole clips (both mask ratios 0). ``overrides`` set other top-level fields (e.g. ``mlm_loss_weight=0``
-        for retrieval)."""
+        UTA, whole clips (both mask ratios 0), and their fine-tuning stochastic depth: ``drop_path_rate`` 0.2 for
+        ViT-B, 0.3 for ViT-L (``exp/finetuning/{ret,mc}_msrvtt``; some sets use 0.1 or 0.4: override
+        ``vision_config``). ``overrides`` set other top-level fields (e.g. ``mlm_loss_weight=0`` for retrieval); a
+        ``vision_config`` dict is merged into this config's."""
         if self.pretraining_stage != 2:
             raise ValueError(
                 f"UmtConfig.for_finetuning: this is a stage-{self.pretraining_stage} config; fine-tuning needs the text "
                 "side of a stage-2 config."
             )
-        finetuning = dict(teacher_config=None, uta_loss_weight=0.0, video_mask_ratio=0.0, image_mask_ratio=0.0)
+        vision = self.vision_config.to_dict()
+        vision["drop_path_rate"] = _FINETUNING_DROP_PATH_L if vision["hidden_size"] >= 1024 else _FINETUNING_DROP_PATH_B
+        vision_override = overrides.pop("vision_config", None)
+        if isinstance(vision_override, dict):
+            vision.update(vision_override)
+        elif vision_override is not None:
+            vision = vision_override
+        finetuning = dict(
+            teacher_config=None, uta_loss_weight=0.0, video_mask_ratio=0.0, image_mask_ratio=0.0, vision_config=vision
+        )
         return self.with_overrides(**{**finetuning, **overrides})
 
     @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> UmtConfig:
-        """Build a paper preset, ``"umt-b16"`` (ViT-B/16 + BERT-base, CLIP-B/16 teacher) or ``"umt-l16"`` (ViT-L/16 +
-        BERT-large, CLIP-L/14 teacher at 196 px). Keyword overrides replace top-level fields; sub-config dicts are
-        merged into the preset's."""
-        if name not in UMT_PRESETS:
-            raise ValueError(f"UmtConfig.from_preset: unknown preset {name!r}; choose one of {sorted(UMT_PRESETS)}.")
-        kwargs = copy.deepcopy(UMT_PRESETS[name])
-        for key, value in overrides.items():
-            if isinstance(value, dict) and isinstance(kwargs.get(key), dict):
-                kwargs[key].update(value)
-            else:
-                kwargs[key] = value
+    def _preset_kwargs(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        # A stage-1 preset is video-only: drop the preset's text side.
         if kwargs.get("pretraining_stage") == 1:
             kwargs.pop("text_config", None)
-            kwargs.pop("cross_modal_config", None)
-        return cls(**kwargs)
-
+            kwargs.pop("multimodal_config", None)
+        return kwargs
 
 __all__ = ["UMT_PRESETS", "UmtConfig", "UmtVisionConfig"]

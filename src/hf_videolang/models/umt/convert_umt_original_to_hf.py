@@ -18,7 +18,7 @@ Two kinds of checkpoints are supported (key names read from OpenGVLab/unmasked_t
     vision_encoder.clip_decoder.K.*                 -> uta_head.projections.K.*
     text_encoder.bert.embeddings.*                  -> umt.text_model.embeddings.*
     text_encoder.bert.encoder.layer.N.*  (N < F)    -> umt.text_model.encoder.layer.N.*
-    text_encoder.bert.encoder.layer.N.*  (N >= F)   -> umt.fusion_model.layer.(N - F).*  (with ``crossattention``)
+    text_encoder.bert.encoder.layer.N.*  (N >= F)   -> umt.multimodal_encoder.layer.(N - F).*  (with ``crossattention``)
     text_encoder.cls.predictions.*                  -> mlm_head.predictions.*
     vision_proj / text_proj / itm_head              -> umt.vision_projection / umt.text_projection / vtm_head
     temp  (temperature t)                           -> umt.logit_scale = log(1 / t)
@@ -204,14 +204,14 @@ def _map_clip_key(key: str, value: torch.Tensor) -> dict[str, torch.Tensor] | No
 
 
 def _map_bert_layer(key: str, value: torch.Tensor, num_text_layers: int) -> dict[str, torch.Tensor] | None:
-    """xbert's single BERT stack -> the text encoder (first layers) and the cross-modal decoder (the rest)."""
+    """xbert's single BERT stack -> the text encoder (first layers) and the multimodal encoder (the rest)."""
     match = re.fullmatch(r"text_encoder\.bert\.encoder\.layer\.(\d+)\.(.+)", key)
     if match is None:
         return None
     index, rest = int(match.group(1)), match.group(2)
     if index < num_text_layers:
         return {f"umt.text_model.encoder.layer.{index}.{rest}": value}
-    return {f"umt.fusion_model.layer.{index - num_text_layers}.{rest}": value}
+    return {f"umt.multimodal_encoder.layer.{index - num_text_layers}.{rest}": value}
 
 
 def map_original_key(

@@ -3,7 +3,7 @@
 A vanilla ViT student without class token runs only the *unmasked* video tokens (80 % of each frame masked,
 semantically: tokens the CLIP teacher's class token attends to are kept more often) and aligns them, on its last 6
 layers, with the frozen CLIP teacher's tokens at the same positions (Unmasked Token Alignment, UMT §3.1). Stage 2 adds
-a BERT text encoder and a cross-modal decoder (BERT's last layers with cross-attention) trained with VTC, VTM and MLM
+a BERT text encoder and a multimodal encoder (BERT's last layers with cross-attention) trained with VTC, VTM and MLM
 next to UTA (UMT §3.2).
 
 Written from the paper and a reading of OpenGVLab/unmasked_teacher@4fb4049 (``multi_modality/models/umt.py``,
@@ -14,6 +14,7 @@ checkpoints map one to one (``patch_embed.proj``, ``blocks.N.attn.{qkv,q_bias,v_
 from __future__ import annotations
 
 import copy
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,15 +37,15 @@ from transformers.models.bert.modeling_bert import (
     BertOnlyMLMHead,
     BertOutput,
 )
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, can_return_tuple
 
-from ...evaluation.retrieval import place_above
 from ...layers import AbsolutePositionEmbedding, Attention, Block, LayerScale, PatchEmbed3d, pool_tokens
 from ...losses import (
     MaskedLanguageModelingLoss,
     UnmaskedTokenAlignmentLoss,
     VideoTextContrastiveLoss,
     VideoTextMatchingLoss,
+    place_above,
     sample_hard_negatives,
 )
 from ...video.masking import SemanticMasker
@@ -62,6 +63,9 @@ class UmtVisionModelOutput(ModelOutput):
         pooler_output (`torch.FloatTensor` of shape `(B, D)`): mean over tokens, then `pool_norm`.
         alignment_hidden_states (`torch.FloatTensor` of shape `(K, B, N_vis, D)`, *optional*): the outputs of the
             requested layers (ascending), each passed through the final norm as in the authors' code; UTA reads them.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*): with `output_hidden_states=True`, the embeddings of
+            the visible tokens and the output of every layer (before the final norm), `num_hidden_layers + 1` tensors
+            of shape `(B, N_vis, D)`.
         attentions (`tuple(torch.FloatTensor)`, *optional*): per layer `(B, H, N_vis, N_vis)` when
             `output_attentions=True`.
     """
@@ -69,6 +73,7 @@ class UmtVisionModelOutput(ModelOutput):
     last_hidden_state: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
     alignment_hidden_states: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
@@ -94,10 +99,13 @@ class UmtOutput(ModelOutput):
     Args:
         logits_per_video (`torch.FloatTensor` of shape `(B_v, B_t)`): `exp(logit_scale)` times cosine similarities.
         logits_per_text (`torch.FloatTensor` of shape `(B_t, B_v)`): its transpose.
-        video_embeds (`torch.FloatTensor` of shape `(B_v, P)`): L2-normalized video embeddings.
+        video_embeds (`torch.FloatTensor` of shape `(B_v, P)`): video embeddings whose dot product with `text_embeds`
+            is the VTC cosine score (see `UmtModel.get_video_features`).
         text_embeds (`torch.FloatTensor` of shape `(B_t, P)`): L2-normalized text embeddings.
         vision_model_output (`UmtVisionModelOutput`): the student's outputs.
         text_last_hidden_state (`torch.FloatTensor` of shape `(B_t, L_t, D_t)`): the text encoder's tokens.
+        text_hidden_states, text_attentions (`tuple(torch.FloatTensor)`, *optional*): the text encoder's, with
+            `output_hidden_states` / `output_attentions`.
     """
 
     logits_per_video: torch.FloatTensor | None = None
@@ -106,6 +114,8 @@ class UmtOutput(ModelOutput):
     text_embeds: torch.FloatTensor | None = None
     vision_model_output: UmtVisionModelOutput | None = None
     text_last_hidden_state: torch.FloatTensor | None = None
+    text_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    text_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -120,8 +130,11 @@ class UmtForPreTrainingOutput(ModelOutput):
         loss_mlm (`torch.FloatTensor` of shape `()`, *optional*): masked language modeling (stage 2, needs
             `mlm_labels`).
         bool_masked_pos (`torch.BoolTensor` of shape `(B, T * h * w)`, *optional*): the mask used (passed or drawn).
-        video_embeds (`torch.FloatTensor` of shape `(B, P)`, *optional*): L2-normalized video embeddings (stage 2).
+        video_embeds (`torch.FloatTensor` of shape `(B, P)`, *optional*): video embeddings (stage 2; see
+            `UmtModel.get_video_features`).
         text_embeds (`torch.FloatTensor` of shape `(B, P)`, *optional*): L2-normalized text embeddings (stage 2).
+        hidden_states, attentions (`tuple(torch.FloatTensor)`, *optional*): the student's, with
+            `output_hidden_states` / `output_attentions`.
     """
 
     loss: torch.FloatTensor | None = None
@@ -132,6 +145,8 @@ class UmtForPreTrainingOutput(ModelOutput):
     bool_masked_pos: torch.BoolTensor | None = None
     video_embeds: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -168,6 +183,13 @@ def _activation(name: str) -> nn.Module:
     return ACT2FN[name]
 
 
+def _mark_xavier(module: nn.Module) -> None:
+    """Flag every nn.Linear under `module` for the authors' xavier-uniform init (see `_init_weights`)."""
+    for child in module.modules():
+        if isinstance(child, nn.Linear):
+            child._xavier_init = True
+
+
 # ---------------------------------------------------------------------------------------------------- base class
 
 
@@ -181,29 +203,33 @@ class UmtPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_attention_backend = True
-    _no_split_modules = ["Block", "UmtFusionLayer", "BertLayer", "CLIPEncoderLayer"]
+    _no_split_modules = ["Block", "UmtMultimodalLayer", "BertLayer", "CLIPEncoderLayer"]
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        # The student follows the authors' ViT init (xavier-uniform linears); BERT-derived modules use BERT's normal.
-        xavier = isinstance(self.config, UmtVisionConfig)
+        # The authors' ViT and UTA head: xavier-uniform linears, zero biases, Conv3d at PyTorch's default
+        # (`PretrainVisionTransformer._init_weights` touches only nn.Linear and nn.LayerNorm). The linears of those
+        # modules are marked `_xavier_init` when built; BERT-derived modules and the VTC/VTM heads use BERT's normal.
         std = getattr(self.config, "initializer_range", 0.02)
-        if isinstance(module, (nn.Linear, nn.Conv3d)):
-            if xavier:
+        if isinstance(module, nn.Linear):
+            if getattr(module, "_xavier_init", False):
                 init.xavier_uniform_(module.weight)
             else:
                 init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv3d):
+            # nn.Conv3d.reset_parameters, through transformers' guarded init functions.
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                fan_in = module.weight[0].numel()
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+                init.uniform_(module.bias, -bound, bound)
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, UmtAlignmentProjection):
-            # Runs after its children: the student-side projection uses the authors' xavier init too.
-            init.xavier_uniform_(module.head.weight)
-            init.zeros_(module.head.bias)
         elif isinstance(module, AbsolutePositionEmbedding):
             init.copy_(module.table, module.initial_table())
         elif isinstance(module, Attention) and module.q_bias is not None:
@@ -265,8 +291,10 @@ class UmtVisionModel(UmtPreTrainedModel):
             )
             for i in range(config.num_hidden_layers)
         )
-        self.norm = norm_layer(config.hidden_size)
+        # The authors' fine-tuned classifiers have no final norm (`use_mean_pooling`: `norm = Identity`).
+        self.norm = norm_layer(config.hidden_size) if config.use_final_norm else nn.Identity()
         self.pool_norm = norm_layer(config.hidden_size) if config.use_pool_norm else nn.Identity()
+        _mark_xavier(self)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
@@ -276,12 +304,14 @@ class UmtVisionModel(UmtPreTrainedModel):
         """Patch embedding plus positions: `(B, T, C, H, W) -> (B, T' * h * w, D)`."""
         return self.pos_embed(self.patch_embed(pixel_values))
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
         bool_masked_pos: torch.Tensor | None = None,
         output_layers: Sequence[int] | None = None,
-        output_attentions: bool = False,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> UmtVisionModelOutput:
         """
         Args:
@@ -292,7 +322,12 @@ class UmtVisionModel(UmtPreTrainedModel):
             output_layers: 0-based layer indices whose (final-normed) outputs are returned as
                 `alignment_hidden_states`, in ascending order.
             output_attentions: return each layer's attention maps (eager attention for that call).
+            output_hidden_states: return the embeddings and every layer's output.
+            return_dict: `False` returns a tuple of the non-None fields.
         """
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         hidden_states = self.embed(pixel_values)
         if bool_masked_pos is not None:
             hidden_states = gather_visible_tokens(hidden_states, bool_masked_pos)
@@ -301,6 +336,7 @@ class UmtVisionModel(UmtPreTrainedModel):
             raise ValueError(f"output_layers {wanted} out of range for {len(self.blocks)} layers.")
 
         selected, attentions = [], []
+        all_hidden_states = [hidden_states] if output_hidden_states else None
         implementation = self.config._attn_implementation
         for index, block in enumerate(self.blocks):
             hidden_states, weights = block(
@@ -308,6 +344,8 @@ class UmtVisionModel(UmtPreTrainedModel):
             )
             if output_attentions:
                 attentions.append(weights)
+            if output_hidden_states:
+                all_hidden_states.append(hidden_states)
             if index in wanted:
                 selected.append(hidden_states)
 
@@ -316,6 +354,7 @@ class UmtVisionModel(UmtPreTrainedModel):
             last_hidden_state=last_hidden_state,
             pooler_output=self.pool_norm(last_hidden_state.mean(dim=1)),
             alignment_hidden_states=self.norm(torch.stack(selected)) if selected else None,
+            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
         )
 
@@ -424,9 +463,11 @@ class UmtAlignmentHead(nn.Module):
         vision = config.vision_config
         self.pos_embed = AbsolutePositionEmbedding(vision.num_positions, vision.hidden_size, kind="sincos")
         self.projections = nn.ModuleList(
-            UmtAlignmentProjection(vision.hidden_size, config.teacher_config.projection_dim, vision.layer_norm_eps)
+            UmtAlignmentProjection(vision.hidden_size, config.teacher_config.projection_dim, config.uta_layer_norm_eps)
             for _ in range(config.uta_num_layers)
         )
+        # The authors' `Linear_Decoder`: xavier-uniform linear, LayerNorm at (1, 0).
+        _mark_xavier(self)
 
     def forward(self, layer_states: torch.Tensor, bool_masked_pos: torch.Tensor | None = None) -> torch.Tensor:
         num_layers, batch_size, num_visible, dim = layer_states.shape
@@ -439,13 +480,13 @@ class UmtAlignmentHead(nn.Module):
         return torch.stack([proj(states + positions) for proj, states in zip(self.projections, layer_states)])
 
 
-# ---------------------------------------------------------------------------------------------------- fusion
+# ---------------------------------------------------------------------------------------------------- multimodal encoder
 
 
-class UmtFusionLayer(GradientCheckpointingLayer):
+class UmtMultimodalLayer(GradientCheckpointingLayer):
     """A BERT layer with a cross-attention to the video tokens between its self-attention and its MLP.
 
-    UMT's cross-modal decoder is BERT's last layers so extended (the authors' `xbert` with `fusion_layer`); the
+    UMT's multimodal encoder is BERT's last layers so extended (the authors' `xbert` with `fusion_layer`); the
     self-attention is bidirectional. Parameter names match BERT's, so BERT checkpoints load into it.
     """
 
@@ -473,8 +514,8 @@ class UmtFusionLayer(GradientCheckpointingLayer):
         return self.output(self.intermediate(hidden_states), hidden_states)
 
 
-class UmtCrossModalEncoder(UmtPreTrainedModel):
-    """Stack of :class:`UmtFusionLayer`: text tokens `(B, L, D)` attend to video tokens `(B, N, D)`.
+class UmtMultimodalEncoder(UmtPreTrainedModel):
+    """Stack of :class:`UmtMultimodalLayer`: text tokens `(B, L, D)` attend to video tokens `(B, N, D)`.
 
     A (sub-)model of its own so that transformers resolves its attention backend like the text encoder's.
     """
@@ -484,7 +525,7 @@ class UmtCrossModalEncoder(UmtPreTrainedModel):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
-        self.layer = nn.ModuleList(UmtFusionLayer(config, layer_idx=i) for i in range(config.num_hidden_layers))
+        self.layer = nn.ModuleList(UmtMultimodalLayer(config, layer_idx=i) for i in range(config.num_hidden_layers))
         self.post_init()
 
     def forward(
@@ -512,12 +553,15 @@ class UmtCrossModalEncoder(UmtPreTrainedModel):
 
 
 class UmtModel(UmtPreTrainedModel):
-    """UMT's encoders: the student, and in stage 2 the text encoder, the cross-modal decoder and the VTC projections.
+    """UMT's encoders: the student, and in stage 2 the text encoder, the multimodal encoder and the VTC projections.
 
     `add_text_model=False` builds the student alone whatever the stage (video classification).
 
-    `get_video_features` / `get_text_features` return the L2-normalized projections used for retrieval
-    (the authors' `vision_proj(pooled)` and `text_proj(CLS)`).
+    VTC scoring follows the authors' `keep_temporal=True` (`criterions.get_sim`, all their configs) when
+    `config.keep_temporal` is set and the clip is unmasked: each frame is mean-pooled, `pool_norm`-ed, projected and
+    L2-normalized, and the video-text score is the mean over frames of the per-frame cosine similarities. With
+    `keep_temporal=False`, or for a masked clip (the authors switch it off under their attention masks), one global
+    mean-pooled embedding is projected and normalized.
     """
 
     # Loading the encoders out of a pre-training or task checkpoint drops its heads silently, as BertModel does.
@@ -530,7 +574,7 @@ class UmtModel(UmtPreTrainedModel):
         self.has_text = config.text_config is not None and add_text_model
         if self.has_text:
             self.text_model = BertModel._from_config(config.text_config, add_pooling_layer=False)
-            self.fusion_model = UmtCrossModalEncoder._from_config(config.cross_modal_config)
+            self.multimodal_encoder = UmtMultimodalEncoder._from_config(config.multimodal_config)
             self.vision_projection = nn.Linear(config.vision_config.hidden_size, config.projection_dim)
             self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim)
             # log(1 / temperature), temperature 0.07 at init and learnable (§3.2, authors' `temp`).
@@ -541,30 +585,80 @@ class UmtModel(UmtPreTrainedModel):
         if not self.has_text:
             raise ValueError(f"UmtModel.{method} needs the text side; this model was built for stage 1 (video only).")
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The text encoder's word embeddings (what `resize_token_embeddings` resizes)."""
+        self._require_text("get_input_embeddings")
+        return self.text_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self._require_text("set_input_embeddings")
+        self.text_model.set_input_embeddings(value)
+
+    # ------------------------------------------------------------------ video side
+    def uses_per_frame_scoring(self, bool_masked_pos: torch.Tensor | None = None) -> bool:
+        """Whether VTC scores per frame here: `config.keep_temporal` and an unmasked clip (the authors' rule)."""
+        return bool(self.config.keep_temporal) and bool_masked_pos is None
+
+    def project_video(self, video_states: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+        """VTC embeddings of the student's final tokens, the video counterpart of :meth:`project_text`.
+
+        Args:
+            video_states: `(B, N, D)` final-normed student tokens (`last_hidden_state`).
+            num_frames: with it, each of the `num_frames` temporal slices is pooled on its own (the authors'
+                `keep_temporal`; the clip must be unmasked); without it, all tokens are pooled together.
+
+        Returns:
+            `(B, T, P)` per-frame (or `(B, P)` global) L2-normalized embeddings.
+        """
+        self._require_text("project_video")
+        if num_frames is None:
+            pooled = self.vision_model.pool_norm(video_states.mean(dim=1))
+        else:
+            pooled = self.vision_model.pool_per_frame(video_states, num_frames)
+        return F.normalize(self.vision_projection(pooled), dim=-1)
+
+    def video_embeds_for_scoring(
+        self, vision_output: UmtVisionModelOutput, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(embeds_for_loss, embeds_for_dot)` of one student output.
+
+        Per frame: `(B, T, P)` normalized frames (what `VideoTextContrastiveLoss` averages) and their mean `(B, P)`,
+        whose dot product with a unit text embedding is the mean per-frame cosine. Global: the same `(B, P)` twice.
+        """
+        if self.uses_per_frame_scoring(bool_masked_pos):
+            frames = self.project_video(vision_output.last_hidden_state, self._temporal_slices(pixel_values))
+            return frames, frames.mean(dim=1)
+        video_embeds = self.project_video(vision_output.last_hidden_state)
+        return video_embeds, video_embeds
+
+    def _temporal_slices(self, pixel_values: torch.Tensor) -> int:
+        return pixel_values.shape[1] // self.config.vision_config.tubelet_size
+
     def get_video_features(
         self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None, per_frame: bool = False
     ) -> torch.Tensor:
-        """L2-normalized video embeddings.
+        """Video embeddings for retrieval: their dot product with `get_text_features` is the VTC cosine score.
 
         Args:
             pixel_values: `(B, T, C, H, W)`.
-            bool_masked_pos: optional `(B, T * h * w)` mask (pretraining encodes masked videos).
-            per_frame: pool each frame separately and return `(B, T, P)` (the authors' retrieval evaluation averages
-                the per-frame similarities); needs an unmasked input.
+            bool_masked_pos: optional `(B, T * h * w)` mask (pretraining encodes masked videos); a masked clip is
+                scored globally.
+            per_frame: return the `(B, T, P)` normalized per-frame embeddings themselves (needs an unmasked input).
 
         Returns:
-            `(B, P)` (or `(B, T, P)` with `per_frame`).
+            `(B, P)`: with per-frame scoring (`config.keep_temporal`, unmasked) the mean of the normalized per-frame
+            embeddings, which is *not* unit-norm (so that a plain dot product gives the authors' mean of per-frame
+            cosines); otherwise the L2-normalized global embedding. `(B, T, P)` with `per_frame`.
         """
         self._require_text("get_video_features")
         output = self.vision_model(pixel_values, bool_masked_pos=bool_masked_pos)
         if per_frame:
             if bool_masked_pos is not None:
                 raise ValueError("per_frame pooling needs an unmasked video; drop bool_masked_pos.")
-            pooled = self.vision_model.pool_per_frame(output.last_hidden_state, pixel_values.shape[1])
-        else:
-            pooled = output.pooler_output
-        return F.normalize(self.vision_projection(pooled), dim=-1)
+            return self.project_video(output.last_hidden_state, self._temporal_slices(pixel_values))
+        return self.video_embeds_for_scoring(output, pixel_values, bool_masked_pos)[1]
 
+    # ------------------------------------------------------------------ text side
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Text-encoder tokens `(B, L, D_t)`."""
         self._require_text("encode_text")
@@ -584,25 +678,40 @@ class UmtModel(UmtPreTrainedModel):
         """L2-normalized `(B, P)` VTC embeddings of `(B, L, D_t)` text-encoder tokens."""
         return F.normalize(self.text_projection(self.pool_text(text_states, attention_mask)), dim=-1)
 
-    def fuse(
+    def encode_multimodal(
         self, text_states: torch.Tensor, attention_mask: torch.Tensor | None, video_states: torch.Tensor
     ) -> torch.Tensor:
-        """Cross-modal decoder: `(B, L, D)` text tokens attending to `(B, N, D)` video tokens -> `(B, L, D)`."""
-        self._require_text("fuse")
-        return self.fusion_model(text_states, attention_mask, video_states)
+        """Multimodal encoder: `(B, L, D)` text tokens attending to `(B, N, D)` video tokens -> `(B, L, D)`."""
+        self._require_text("encode_multimodal")
+        return self.multimodal_encoder(text_states, attention_mask, video_states)
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         bool_masked_pos: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> UmtOutput:
-        """Encode both modalities and score every video against every text (`exp(logit_scale) * cos`)."""
+        """Encode both modalities and score every video against every text (`exp(logit_scale) * cos`, per frame
+        by default; see the class docstring). `return_dict=False` returns a tuple."""
         self._require_text("forward")
-        vision_output = self.vision_model(pixel_values, bool_masked_pos=bool_masked_pos)
-        video_embeds = F.normalize(self.vision_projection(vision_output.pooler_output), dim=-1)
-        text_states = self.encode_text(input_ids, attention_mask)
+        vision_output = self.vision_model(
+            pixel_values,
+            bool_masked_pos=bool_masked_pos,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        video_embeds = self.video_embeds_for_scoring(vision_output, pixel_values, bool_masked_pos)[1]
+        text_output = self.text_model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        text_states = text_output.last_hidden_state
         text_embeds = self.project_text(text_states, attention_mask)
         logits_per_video = self.logit_scale.exp() * video_embeds @ text_embeds.T
         return UmtOutput(
@@ -612,10 +721,45 @@ class UmtModel(UmtPreTrainedModel):
             text_embeds=text_embeds,
             vision_model_output=vision_output,
             text_last_hidden_state=text_states,
+            text_hidden_states=text_output.hidden_states,
+            text_attentions=text_output.attentions,
         )
 
 
 # ---------------------------------------------------------------------------------------------------- pretraining
+
+
+def _video_text_matching_loss(
+    model: nn.Module,
+    video_states: torch.Tensor,
+    text_states: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    video_embeds: torch.Tensor,
+    text_embeds: torch.Tensor,
+    video_ids: torch.Tensor | None,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """VTM with negatives mined from the VTC similarities (UMT §3.2, ALBEF): B positives + 2B negatives.
+
+    `model` has `umt`, `vtm_head`, `vtm_loss` and `config` (pre-training and retrieval fine-tuning share it, as the
+    authors' `VTC_VTM_Loss.vtm_loss`). `video_embeds` is the `(B, P)` scoring embedding of `get_video_features`.
+    """
+    with torch.no_grad():
+        sim = model.umt.logit_scale.exp() * video_embeds @ text_embeds.T
+        if not model.config.vtm_hard_negatives:
+            sim = torch.zeros_like(sim)  # uniform over negatives
+        neg_text, neg_video = sample_hard_negatives(sim, video_ids=video_ids, generator=generator)
+    if attention_mask is None:
+        attention_mask = torch.ones(text_states.shape[:2], dtype=torch.long, device=text_states.device)
+    fused_mask = torch.cat([attention_mask, attention_mask, attention_mask[neg_text]])
+    fused = model.umt.encode_multimodal(
+        torch.cat([text_states, text_states, text_states[neg_text]]),
+        fused_mask,
+        torch.cat([video_states, video_states[neg_video], video_states]),
+    )
+    logits = model.vtm_head(model.umt.pool_text(fused, fused_mask))
+    batch_size = video_states.shape[0]
+    return model.vtm_loss(logits[:batch_size], logits[batch_size:])
 
 
 class UmtForPreTraining(UmtPreTrainedModel):
@@ -654,6 +798,10 @@ class UmtForPreTraining(UmtPreTrainedModel):
     def get_output_embeddings(self) -> nn.Module | None:
         return self.mlm_head.predictions.decoder if hasattr(self, "mlm_head") else None
 
+    def set_output_embeddings(self, new_embeddings: nn.Module) -> None:
+        self.mlm_head.predictions.decoder = new_embeddings
+        self.mlm_head.predictions.bias = new_embeddings.bias
+
     def load_teacher(self, clip: str | os.PathLike | CLIPVisionModelWithProjection, **kwargs) -> None:
         """Copy a CLIP vision tower (a model, or a name/path for `CLIPVisionModelWithProjection.from_pretrained`)."""
         if self.teacher is None:
@@ -678,34 +826,6 @@ class UmtForPreTraining(UmtPreTrainedModel):
             return None
         return SemanticMasker(ratio)(teacher_output.cls_attention, generator=generator)
 
-    def _vtm_loss(
-        self,
-        video_states: torch.Tensor,
-        text_states: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        video_embeds: torch.Tensor,
-        text_embeds: torch.Tensor,
-        video_ids: torch.Tensor | None,
-        generator: torch.Generator | None,
-    ) -> torch.Tensor:
-        """VTM with negatives mined from the VTC similarities (UMT §3.2, ALBEF): B positives + 2B negatives."""
-        with torch.no_grad():
-            sim = self.umt.logit_scale.exp() * video_embeds @ text_embeds.T
-            if not self.config.vtm_hard_negatives:
-                sim = torch.zeros_like(sim)  # uniform over negatives
-            neg_text, neg_video = sample_hard_negatives(sim, video_ids=video_ids, generator=generator)
-        if attention_mask is None:
-            attention_mask = torch.ones(text_states.shape[:2], dtype=torch.long, device=text_states.device)
-        fused_mask = torch.cat([attention_mask, attention_mask, attention_mask[neg_text]])
-        fused = self.umt.fuse(
-            torch.cat([text_states, text_states, text_states[neg_text]]),
-            fused_mask,
-            torch.cat([video_states, video_states[neg_video], video_states]),
-        )
-        logits = self.vtm_head(self.umt.pool_text(fused, fused_mask))
-        batch_size = video_states.shape[0]
-        return self.vtm_loss(logits[:batch_size], logits[batch_size:])
-
     def _mlm_loss(
         self,
         mlm_input_ids: torch.Tensor,
@@ -718,11 +838,12 @@ class UmtForPreTraining(UmtPreTrainedModel):
         The vocabulary head runs on the masked positions only: the loss is the same, and the `(tokens, vocab)`
         projection, the costliest matmul of a small model's step, shrinks to the masked share of the tokens.
         """
-        fused = self.umt.fuse(self.umt.encode_text(mlm_input_ids, attention_mask), attention_mask, video_states)
+        fused = self.umt.encode_multimodal(self.umt.encode_text(mlm_input_ids, attention_mask), attention_mask, video_states)
         masked = mlm_labels != self.mlm_loss.ignore_index
         return self.mlm_loss(self.mlm_head(fused[masked]), mlm_labels[masked])
 
     # ------------------------------------------------------------------ forward
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -733,6 +854,8 @@ class UmtForPreTraining(UmtPreTrainedModel):
         mlm_labels: torch.Tensor | None = None,
         video_ids: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> UmtForPreTrainingOutput:
         """
         Args:
@@ -743,6 +866,8 @@ class UmtForPreTraining(UmtPreTrainedModel):
                 `hf_videolang.video.masking.mask_tokens_mlm` at `config.text_mask_ratio`; MLM is skipped without them.
             video_ids: `(B,)` ids; captions of the same video are not negatives of each other in VTC/VTM.
             generator: seeds the semantic mask and the VTM negative sampling (on the input's device).
+            output_attentions, output_hidden_states: return the student's attention maps / layer outputs.
+            return_dict: `False` returns a tuple of the non-None fields.
         """
         config = self.config
         stage2 = config.pretraining_stage == 2
@@ -758,6 +883,8 @@ class UmtForPreTraining(UmtPreTrainedModel):
             pixel_values,
             bool_masked_pos=bool_masked_pos,
             output_layers=config.uta_student_layers if use_uta else None,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
         )
         losses: dict[str, torch.Tensor | None] = dict.fromkeys(("uta", "vtc", "vtm", "mlm"))
         if use_uta:
@@ -768,13 +895,15 @@ class UmtForPreTraining(UmtPreTrainedModel):
         if stage2:
             video_states = vision_output.last_hidden_state
             text_states = self.umt.encode_text(input_ids, attention_mask)
-            video_embeds = F.normalize(self.umt.vision_projection(vision_output.pooler_output), dim=-1)
+            vtc_video_embeds, video_embeds = self.umt.video_embeds_for_scoring(
+                vision_output, pixel_values, bool_masked_pos
+            )
             text_embeds = self.umt.project_text(text_states, attention_mask)
             if config.vtc_loss_weight > 0:
-                losses["vtc"] = self.vtc_loss(video_embeds, text_embeds, self.umt.logit_scale, video_ids=video_ids)
+                losses["vtc"] = self.vtc_loss(vtc_video_embeds, text_embeds, self.umt.logit_scale, video_ids=video_ids)
             if config.vtm_loss_weight > 0:
-                losses["vtm"] = self._vtm_loss(
-                    video_states, text_states, attention_mask, video_embeds, text_embeds, video_ids, generator
+                losses["vtm"] = _video_text_matching_loss(
+                    self, video_states, text_states, attention_mask, video_embeds, text_embeds, video_ids, generator
                 )
             if config.mlm_loss_weight > 0 and mlm_labels is not None:
                 if mlm_input_ids is None:
@@ -792,6 +921,8 @@ class UmtForPreTraining(UmtPreTrainedModel):
             bool_masked_pos=bool_masked_pos,
             video_embeds=video_embeds,
             text_embeds=text_embeds,
+            hidden_states=vision_output.hidden_states,
+            attentions=vision_output.attentions,
         )
 
 
@@ -815,7 +946,12 @@ _PRETRAINING_ONLY_KEYS = [r"^teacher\.", r"^uta_head\.", r"^mlm_head\."]
 class UmtVideoTextRetrievalOutput(ModelOutput):
     """
     Args:
-        logits_per_text (`torch.FloatTensor` of shape `(B_t, B_v)`): VTC scores, `exp(logit_scale)` times cosine.
+        loss (`torch.FloatTensor` of shape `()`, *optional*): with `return_loss` (the default in training), the
+            fine-tuning loss `vtc_loss_weight * loss_vtc + vtm_loss_weight * loss_vtm` (the authors' retrieval
+            fine-tuning: VTC + VTM with hard negatives).
+        loss_vtc, loss_vtm (`torch.FloatTensor` of shape `()`, *optional*): the unweighted terms (None at weight 0).
+        logits_per_text (`torch.FloatTensor` of shape `(B_t, B_v)`): VTC scores, `exp(logit_scale)` times the
+            (per-frame mean, see `UmtModel`) cosine.
         logits_per_video (`torch.FloatTensor` of shape `(B_v, B_t)`): their transpose.
         reranked_logits_per_text (`torch.FloatTensor` of shape `(B_t, B_v)`, *optional*): with `rerank_top_k`, the
             `k` best videos of each text re-scored by VTM (positive-class logit) and placed above all others, which
@@ -823,15 +959,21 @@ class UmtVideoTextRetrievalOutput(ModelOutput):
         reranked_logits_per_video (`torch.FloatTensor` of shape `(B_v, B_t)`, *optional*): the same for the `k`
             best texts of each video.
         video_embeds (`torch.FloatTensor` of shape `(B_v, P)`), text_embeds (`torch.FloatTensor` of shape
-            `(B_t, P)`): L2-normalized embeddings.
+            `(B_t, P)`): the scoring embeddings (`UmtModel.get_video_features`, `get_text_features`).
+        hidden_states, attentions (`tuple(torch.FloatTensor)`, *optional*): the student's.
     """
 
+    loss: torch.FloatTensor | None = None
+    loss_vtc: torch.FloatTensor | None = None
+    loss_vtm: torch.FloatTensor | None = None
     logits_per_text: torch.FloatTensor | None = None
     logits_per_video: torch.FloatTensor | None = None
     reranked_logits_per_text: torch.FloatTensor | None = None
     reranked_logits_per_video: torch.FloatTensor | None = None
     video_embeds: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -844,11 +986,14 @@ class UmtVideoQuestionAnsweringOutput(ModelOutput):
             decoder's log-likelihood of each pre-selected answer, `-1e4` for the others (see
             `UmtForVideoQuestionAnswering.rank_answers`).
         question_states (`torch.FloatTensor` of shape `(B, L, D)`): the question tokens fused with the video.
+        hidden_states, attentions (`tuple(torch.FloatTensor)`, *optional*): the student's.
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     question_states: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -858,11 +1003,14 @@ class UmtVideoClassificationOutput(ModelOutput):
         loss (`torch.FloatTensor` of shape `()`, *optional*): cross-entropy with `labels`.
         logits (`torch.FloatTensor` of shape `(B, num_labels)`): class scores.
         pooler_output (`torch.FloatTensor` of shape `(B, D)`): the pooled video features the classifier reads.
+        hidden_states, attentions (`tuple(torch.FloatTensor)`, *optional*): the student's.
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 def _flatten_candidates(
@@ -900,7 +1048,7 @@ class _UmtMatchingMixin:
                 "pairs must align."
             )
         text_states = self.umt.encode_text(input_ids, attention_mask)
-        fused = self.umt.fuse(text_states, attention_mask, video_states)
+        fused = self.umt.encode_multimodal(text_states, attention_mask, video_states)
         return self.vtm_head(self.umt.pool_text(fused, attention_mask))
 
     def rerank(self, video_states: torch.Tensor, text_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -929,7 +1077,7 @@ class _UmtMatchingMixin:
         batch_size, num_candidates = input_ids.shape[:2]
         flat_ids, flat_mask = _flatten_candidates(input_ids, attention_mask)
         vision_output = self.umt.vision_model(pixel_values)
-        video_embeds = F.normalize(self.umt.vision_projection(vision_output.pooler_output), dim=-1)
+        video_embeds = self.umt.video_embeds_for_scoring(vision_output, pixel_values, None)[1]
         video_states = vision_output.last_hidden_state.repeat_interleave(num_candidates, dim=0)
         # Padded rows get a [CLS]-only mask so that attention stays defined; their score is masked below.
         padded = flat_mask.sum(dim=1) == 0
@@ -937,7 +1085,7 @@ class _UmtMatchingMixin:
         flat_mask[padded, 0] = 1
         text_states = self.umt.encode_text(flat_ids, flat_mask)
         text_embeds = self.umt.project_text(text_states, flat_mask)
-        fused = self.umt.fuse(text_states, flat_mask, video_states)
+        fused = self.umt.encode_multimodal(text_states, flat_mask, video_states)
         vtm = self.vtm_head(self.umt.pool_text(fused, flat_mask)).softmax(dim=-1)[:, 1]
 
         text_embeds = text_embeds.view(batch_size, num_candidates, -1)
@@ -962,10 +1110,12 @@ class UmtForVideoTextRetrieval(_UmtMatchingMixin, UmtPreTrainedModel):
             raise ValueError("UmtForVideoTextRetrieval needs the text side: use a stage-2 config (pretraining_stage=2).")
         self.umt = UmtModel(config)
         self.vtm_head = nn.Linear(config.text_config.hidden_size, 2)
+        self.vtc_loss = VideoTextContrastiveLoss()
+        self.vtm_loss = VideoTextMatchingLoss()
         self.post_init()
 
     def get_video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """L2-normalized `(B, P)` video embeddings."""
+        """`(B, P)` video embeddings whose dot product with `get_text_features` is the VTC score."""
         return self.umt.get_video_features(pixel_values)
 
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -991,57 +1141,107 @@ class UmtForVideoTextRetrieval(_UmtMatchingMixin, UmtPreTrainedModel):
         vtm = self.matching_logits(video_states[video_index], input_ids[text_index], mask)[:, 1]
         return place_above(scores, top, vtm.view_as(top).to(scores.dtype))
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        video_ids: torch.Tensor | None = None,
         rerank_top_k: int | None = None,
+        return_loss: bool | None = None,
+        generator: torch.Generator | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> UmtVideoTextRetrievalOutput:
-        """Score every video against every text.
+        """Score every video against every text; in training, also the fine-tuning loss.
 
         Args:
             pixel_values: `(B_v, T, C, H, W)`.
             input_ids, attention_mask: `(B_t, L)`.
+            video_ids: `(B,)` ids of the videos; captions of one video are not negatives of each other.
             rerank_top_k: re-rank the `k` best candidates of each query with VTM (both directions); `None` keeps
                 the VTC scores only. The authors use `k_test = 128`.
+            return_loss: compute VTC + VTM (row `i` of the videos pairs with row `i` of the texts); defaults to
+                `self.training`, so a plain `Trainer` trains it and inference pays nothing.
+            generator: seeds the VTM negative sampling.
+            return_dict: `False` returns a tuple of the non-None fields.
         """
-        vision_output = self.umt.vision_model(pixel_values)
-        video_embeds = F.normalize(self.umt.vision_projection(vision_output.pooler_output), dim=-1)
-        text_embeds = self.umt.get_text_features(input_ids, attention_mask)
+        vision_output = self.umt.vision_model(
+            pixel_values, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+        )
+        vtc_video_embeds, video_embeds = self.umt.video_embeds_for_scoring(vision_output, pixel_values, None)
+        text_states = self.umt.encode_text(input_ids, attention_mask)
+        text_embeds = self.umt.project_text(text_states, attention_mask)
         logits_per_text = self.umt.logit_scale.exp() * text_embeds @ video_embeds.T
+        states = vision_output.last_hidden_state
+
+        loss = loss_vtc = loss_vtm = None
+        if self.training if return_loss is None else return_loss:
+            if states.shape[0] != input_ids.shape[0]:
+                raise ValueError(
+                    f"UmtForVideoTextRetrieval: the loss pairs video i with text i, got {states.shape[0]} videos and "
+                    f"{input_ids.shape[0]} texts; pass return_loss=False to only score."
+                )
+            config = self.config
+            if config.vtc_loss_weight > 0:
+                loss_vtc = self.vtc_loss(vtc_video_embeds, text_embeds, self.umt.logit_scale, video_ids=video_ids)
+            if config.vtm_loss_weight > 0:
+                loss_vtm = _video_text_matching_loss(
+                    self, states, text_states, attention_mask, video_embeds, text_embeds, video_ids, generator
+                )
+            terms = [w * t for w, t in ((config.vtc_loss_weight, loss_vtc), (config.vtm_loss_weight, loss_vtm))
+                     if t is not None]  # fmt: skip
+            loss = torch.stack(terms).sum() if terms else None
+
         reranked_t2v = reranked_v2t = None
         if rerank_top_k is not None:
             if rerank_top_k < 1:
                 raise ValueError(f"rerank_top_k must be at least 1, got {rerank_top_k}.")
-            states = vision_output.last_hidden_state
             reranked_t2v = self._rerank_rows(logits_per_text, states, input_ids, attention_mask, rerank_top_k, True)
             reranked_v2t = self._rerank_rows(
                 logits_per_text.T, states, input_ids, attention_mask, rerank_top_k, False
             )
         return UmtVideoTextRetrievalOutput(
+            loss=loss,
+            loss_vtc=loss_vtc,
+            loss_vtm=loss_vtm,
             logits_per_text=logits_per_text,
             logits_per_video=logits_per_text.T,
             reranked_logits_per_text=reranked_t2v,
             reranked_logits_per_video=reranked_v2t,
             video_embeds=video_embeds,
             text_embeds=text_embeds,
+            hidden_states=vision_output.hidden_states,
+            attentions=vision_output.attentions,
         )
 
 
 def _answer_decoder_config(config: BertConfig) -> BertConfig:
-    """The answer decoder: a causal BERT with cross-attention, as deep as the cross-modal decoder (the authors'
-    `build_bert_decoder`: `num_hidden_layers - fusion_layer` layers, initialized from the fusion layers)."""
+    """The answer decoder: a causal BERT with cross-attention, as deep as the multimodal encoder (the authors'
+    `build_bert_decoder`: `num_hidden_layers - fusion_layer` layers, initialized from the multimodal layers)."""
     decoder = copy.deepcopy(config)
     decoder.is_decoder = True
     decoder.add_cross_attention = True
     return decoder
 
 
+def tokenize_answers(tokenizer, answers: Sequence[str], max_length: int = 5):
+    """Tokenize QA answers as the authors do (`qa_dataset.py`, `vqa.py`): `answer + " [SEP]"` (their `eos`), with
+    the tokenizer's own special tokens, truncated to `max_length` tokens (`max_a_len = 5`). A BERT tokenizer gives
+    `[CLS] answer [SEP] [SEP]`; the answer decoder learns and scores every token after `[CLS]`.
+
+    Returns the tokenizer's encoding (unpadded lists unless `kwargs` ask otherwise)."""
+    eos = tokenizer.sep_token or ""
+    return tokenizer(
+        [f"{answer} {eos}".strip() for answer in answers], truncation=True, max_length=max_length, add_special_tokens=True
+    )
+
+
 class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
     """UMT for video question answering, as the authors' `UMT_QA` (ALBEF-style, UMT §4.3 "Video QA").
 
-    The question runs through the text encoder and the cross-modal decoder (attending to the video); a BERT answer
+    The question runs through the text encoder and the multimodal encoder (attending to the video); a BERT answer
     decoder then reads those fused question states and scores each candidate of `config.answer_list` by the
     log-likelihood of its tokens. `forward(pixel_values, input_ids, attention_mask).logits` is `(B, num_answers)`,
     the contract of the `video-question-answering` pipeline; `score_candidates` ranks multiple-choice options with
@@ -1060,13 +1260,13 @@ class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
             )
         self.umt = UmtModel(config)
         self.vtm_head = nn.Linear(config.text_config.hidden_size, 2)
-        self.answer_decoder = BertLMHeadModel._from_config(_answer_decoder_config(config.cross_modal_config))
+        self.answer_decoder = BertLMHeadModel._from_config(_answer_decoder_config(config.multimodal_config))
         self.post_init()
 
     @classmethod
     def from_pretraining(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> UmtForVideoQuestionAnswering:
         """Load a stage-2 `UmtForPreTraining` checkpoint and start the answer decoder from it, as the authors do
-        before QA fine-tuning (`tasks/shared_utils.py`): its layers from the cross-modal decoder (self-attention,
+        before QA fine-tuning (`tasks/shared_utils.py`): its layers from the multimodal encoder (self-attention,
         cross-attention, feed-forward), its embeddings from the text encoder, its LM head from the MLM head.
 
         `from_pretrained` alone leaves the answer decoder randomly initialized (it is not in the checkpoint).
@@ -1094,11 +1294,11 @@ class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
 
     @torch.no_grad()
     def init_answer_decoder(self, mlm_head_state: dict[str, torch.Tensor] | None = None) -> None:
-        """Copy the cross-modal decoder's layers and the text embeddings into the answer decoder, and, when given,
+        """Copy the multimodal encoder's layers and the text embeddings into the answer decoder, and, when given,
         a `BertOnlyMLMHead` state dict (`predictions.transform.*`, `predictions.bias`) into its LM head."""
         decoder = self.answer_decoder
         decoder.bert.embeddings.load_state_dict(self.umt.text_model.embeddings.state_dict())
-        decoder.bert.encoder.layer.load_state_dict(self.umt.fusion_model.layer.state_dict())
+        decoder.bert.encoder.layer.load_state_dict(self.umt.multimodal_encoder.layer.state_dict())
         if mlm_head_state is not None:
             head_state = {k: v for k, v in mlm_head_state.items() if not k.startswith("predictions.decoder.")}
             missing, unexpected = decoder.cls.load_state_dict(head_state, strict=False)
@@ -1108,12 +1308,12 @@ class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
         decoder.cls.predictions.decoder.weight.copy_(decoder.bert.embeddings.word_embeddings.weight)
 
     def set_answer_list(self, answers: Sequence[str], tokenizer, max_length: int = 5) -> None:
-        """Store `answers` and their tokens (`[CLS] answer [SEP]`, at most `max_length` tokens; the authors'
-        `max_a_len = 5` with `eos = "[SEP]"`) in the config, so the model ranks them and the pipeline names them."""
+        """Store `answers` and their tokens (:func:`tokenize_answers`: `[CLS] answer [SEP] [SEP]`, at most
+        `max_length` tokens) in the config, so the model ranks them and the pipeline names them."""
         answers = list(answers)
         if not answers:
             raise ValueError("set_answer_list: answers is empty.")
-        encoding = tokenizer(answers, truncation=True, max_length=max_length, add_special_tokens=True)
+        encoding = tokenize_answers(tokenizer, answers, max_length=max_length)
         self.config.answer_list = answers
         self.config.answer_token_ids = [list(ids) for ids in encoding["input_ids"]]
 
@@ -1138,7 +1338,20 @@ class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
     ) -> torch.Tensor:
         """Question tokens fused with the video: `(B, L, D)`."""
         video_states = self.umt.vision_model(pixel_values).last_hidden_state
-        return self.umt.fuse(self.umt.encode_text(input_ids, attention_mask), attention_mask, video_states)
+        return self._fuse_question(video_states, input_ids, attention_mask)
+
+    def _fuse_question(
+        self, video_states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        return self.umt.encode_multimodal(self.umt.encode_text(input_ids, attention_mask), attention_mask, video_states)
+
+    def _answer_targets(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`(B,)` indices into `config.answer_list` (-100 = none) -> answer ids, mask `(B, L_a)` and a `(B,)` weight
+        that is 0 for the ignored rows."""
+        answer_ids, answer_mask = self._answer_tensors(labels.device)
+        known = (labels >= 0) & (labels < answer_ids.shape[0])
+        index = labels.clamp(0, answer_ids.shape[0] - 1)
+        return answer_ids[index], answer_mask[index], known.to(torch.float32)
 
     def answer_token_log_probs(
         self,
@@ -1200,6 +1413,7 @@ class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
         logits = scores.new_full((batch_size, num_answers), _UNRANKED_ANSWER_LOGIT)
         return logits.scatter(1, top, scores)
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -1208,22 +1422,39 @@ class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
         answer_input_ids: torch.Tensor | None = None,
         answer_attention_mask: torch.Tensor | None = None,
         answer_weights: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        video_ids: torch.Tensor | None = None,
         top_k: int = 128,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> UmtVideoQuestionAnsweringOutput:
         """
         Args:
             pixel_values: `(B, T, C, H, W)`.
             input_ids, attention_mask: `(B, L_q)` questions.
-            answer_input_ids, answer_attention_mask: `(B, L_a)` target answers (`[CLS] answer [SEP]`) for training;
-                when given, `loss` is their negative log-likelihood and the answer list is not ranked.
+            answer_input_ids, answer_attention_mask: `(B, L_a)` target answers (:func:`tokenize_answers`) for
+                training; when given, `loss` is their negative log-likelihood and the answer list is not ranked.
             answer_weights: `(B,)` weight of each target (the authors weight the answers of one question by their
                 frequency); the loss is `sum(weight * nll) / B`, a plain mean without weights.
+            labels: `(B,)` indices into `config.answer_list` (-100: no target), the `VideoTextCollator(task="qa")`
+                batch; used as targets (their tokens from `config.answer_token_ids`) when `answer_input_ids` is None.
+            video_ids: accepted for the collator's batches; unused.
             top_k: answers pre-selected by their first token before full scoring (the authors' `k_test`).
+            return_dict: `False` returns a tuple of the non-None fields.
         """
-        question_states = self.encode_question(pixel_values, input_ids, attention_mask)
+        vision_output = self.umt.vision_model(
+            pixel_values, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+        )
+        question_states = self._fuse_question(vision_output.last_hidden_state, input_ids, attention_mask)
+        extras = dict(hidden_states=vision_output.hidden_states, attentions=vision_output.attentions)
+        if answer_input_ids is None and labels is not None:
+            answer_input_ids, answer_attention_mask, known = self._answer_targets(labels)
+            answer_weights = known if answer_weights is None else answer_weights * known
         if answer_input_ids is None:
             return UmtVideoQuestionAnsweringOutput(
-                logits=self.rank_answers(question_states, attention_mask, top_k), question_states=question_states
+                logits=self.rank_answers(question_states, attention_mask, top_k),
+                question_states=question_states,
+                **extras,
             )
         if answer_attention_mask is None:
             answer_attention_mask = torch.ones_like(answer_input_ids)
@@ -1232,33 +1463,54 @@ class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
         ).sum(dim=1)
         if answer_weights is not None:
             nll = nll * answer_weights
-        return UmtVideoQuestionAnsweringOutput(loss=nll.sum() / nll.shape[0], question_states=question_states)
+        return UmtVideoQuestionAnsweringOutput(loss=nll.sum() / nll.shape[0], question_states=question_states, **extras)
 
 
 class UmtForVideoClassification(UmtPreTrainedModel):
     """UMT student with a linear classifier on the pooled tokens (the authors' single-modality fine-tuning:
-    mean pooling, norm, linear head). Registered with `AutoModelForVideoClassification`, so transformers'
+    mean pooling, norm, dropout, linear head). With `vision_config.use_final_norm=False` the layout is exactly the
+    authors' fine-tuned one (no final norm on the tokens, `fc_norm` after the mean = `pool_norm` here), which
+    the converter selects for their classification checkpoints. Registered with `AutoModelForVideoClassification`, so transformers'
     `video-classification` pipeline runs it; `config.num_labels` / `id2label` name the classes."""
 
     accepts_loss_kwargs = False
     _keys_to_ignore_on_load_unexpected = [
         *_PRETRAINING_ONLY_KEYS,
         r"^vtm_head\.",
-        r"^umt\.(text_model|fusion_model|vision_projection|text_projection|logit_scale)",
+        r"^umt\.(text_model|multimodal_encoder|vision_projection|text_projection|logit_scale)",
     ]
 
     def __init__(self, config: UmtConfig) -> None:
         super().__init__(config)
         self.umt = UmtModel(config, add_text_model=False)
+        # The authors' `fc_dropout` (0 unless set) and `head`.
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
         self.classifier = nn.Linear(config.vision_config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> UmtVideoClassificationOutput:
-        """`pixel_values` `(B, T, C, H, W)`, optional `labels` `(B,)` class indices."""
-        pooled = self.umt.vision_model(pixel_values).pooler_output
-        logits = self.classifier(pooled)
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+    ) -> UmtVideoClassificationOutput:
+        """`pixel_values` `(B, T, C, H, W)`, optional `labels` `(B,)` class indices; `return_dict=False` returns a
+        tuple."""
+        vision_output = self.umt.vision_model(
+            pixel_values, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+        )
+        pooled = vision_output.pooler_output
+        logits = self.classifier(self.dropout(pooled))
         loss = F.cross_entropy(logits, labels) if labels is not None else None
-        return UmtVideoClassificationOutput(loss=loss, logits=logits, pooler_output=pooled)
+        return UmtVideoClassificationOutput(
+            loss=loss,
+            logits=logits,
+            pooler_output=pooled,
+            hidden_states=vision_output.hidden_states,
+            attentions=vision_output.attentions,
+        )
 
 
 __all__ = [
@@ -1271,4 +1523,5 @@ __all__ = [
     "UmtTeacher",
     "UmtVisionModel",
     "gather_visible_tokens",
+    "tokenize_answers",
 ]
