@@ -399,3 +399,29 @@ def test_word_ids_from_wordpieces_matches_fast_tokenizer(wordpiece_tokenizer):
     # Some captions do contain continuation pieces, so the "##" rule was exercised.
     pieces = wordpiece_tokenizer.convert_ids_to_tokens(encoding["input_ids"].flatten().tolist())
     assert any(piece.startswith("##") for piece in pieces)
+
+
+def test_floor_rounding_keeps_the_umt_authors_visible_count():
+    # UMT's umt.py: N_vis = N - int(N * mask_ratio): 40 of 196 at 80 % (round() would keep 39).
+    assert 196 - num_masked_per_frame(0.8, 196, rounding="floor") == 40
+    assert 196 - num_masked_per_frame(0.8, 196) == 39
+    assert num_masked_per_frame(0.5, 5, rounding="floor") == 2 and num_masked_per_frame(0.5, 7, rounding="floor") == 3
+    with pytest.raises(ValueError, match="rounding"):
+        num_masked_per_frame(0.5, 4, rounding="ceil")
+
+
+def test_semantic_masker_keeps_40_of_196_per_frame_at_80_percent_like_the_umt_authors():
+    scores = torch.rand(2, 3, 196, generator=torch.Generator().manual_seed(0))
+    mask = SemanticMasker(0.8)(scores, generator=torch.Generator().manual_seed(1))
+    assert ((~mask).view(2, 3, 196).sum(-1) == 40).all()
+    assert SemanticMasker(0.8).to_dict()["rounding"] == "floor"
+    assert build_masker(**SemanticMasker(0.8, rounding="round").to_dict()).rounding == "round"
+
+
+@pytest.mark.parametrize("cls", [TubeMasker, RandomMasker])
+def test_grid_maskers_take_the_floor_rule_and_keep_it_in_their_dict(cls):
+    masker = cls(num_frames=2, grid_size=14, mask_ratio=0.8, rounding="floor")
+    mask = masker(3, generator=torch.Generator().manual_seed(0))
+    assert ((~mask).view(3, 2, 196).sum(-1) == 40).all()
+    assert build_masker(**masker.to_dict()).config.rounding == "floor"
+    assert "rounding" not in cls(num_frames=2, grid_size=14, mask_ratio=0.8).to_dict()  # MAC's default unchanged

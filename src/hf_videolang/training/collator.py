@@ -178,10 +178,11 @@ class AnswerTargetCollator:
         batch = self.collator(rows)
         batch.pop("labels", None)
         batch.pop("video_ids", None)
-        answers = [str(_field(row, "answer", index)).strip() for index, row in enumerate(rows)]
-        tokens = self.collator.processor.tokenizer(
-            answers, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
+        tokenizer = self.collator.processor.tokenizer
+        # The authors' `answer + " " + eos` (eos "[SEP]"), as UMT's `tokenize_answers`.
+        answers = [f"{str(_field(row, 'answer', index)).strip()} {tokenizer.sep_token or ''}".strip()
+                   for index, row in enumerate(rows)]  # fmt: skip
+        tokens = tokenizer(answers, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         batch["answer_input_ids"] = tokens["input_ids"]
         batch["answer_attention_mask"] = tokens["attention_mask"]
         return batch

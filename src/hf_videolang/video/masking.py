@@ -34,19 +34,30 @@ GridSize = Union[int, Sequence[int]]
 # ---------------------------------------------------------------------------------------------------- counts
 
 
-def num_masked_per_frame(mask_ratio: float, tokens_per_frame: int) -> int:
-    """Number of masked tokens in each frame: ``int(round(mask_ratio * tokens_per_frame))``.
+#: Rounding rules of the masked count, one per method's authors: ``"round"`` (``int(round(ratio * N))``) and
+#: ``"floor"`` (``int(ratio * N)``, UMT's and VideoMAE's ``N_vis = N - int(N * ratio)``).
+ROUNDING_RULES = ("round", "floor")
 
-    This is the one rounding rule of every masker. Python's ``round`` rounds halves to even, so
-    ``0.5 * 5 -> 2`` and ``0.5 * 7 -> 4``; e.g. 0.8 of a 14x14 grid masks 157 of 196 tokens.
+
+def num_masked_per_frame(mask_ratio: float, tokens_per_frame: int, rounding: str = "round") -> int:
+    """Number of masked tokens in each frame.
+
+    ``rounding="round"``: ``int(round(mask_ratio * tokens_per_frame))``; Python's ``round`` rounds halves to even,
+    so ``0.5 * 5 -> 2`` and ``0.5 * 7 -> 4``, and 0.8 of a 14x14 grid masks 157 of 196 tokens (39 visible).
+    ``rounding="floor"``: ``int(mask_ratio * tokens_per_frame)``, the authors' rule in UMT (``mask.py``,
+    ``umt.py``: ``N_vis = N - int(N * mask_ratio)``): 0.8 of 196 masks 156, 40 stay visible.
 
     Raises:
-        ValueError: ``mask_ratio`` is outside [0, 1) or ``tokens_per_frame`` is not positive.
+        ValueError: ``mask_ratio`` is outside [0, 1), ``tokens_per_frame`` is not positive, or ``rounding`` is unknown.
     """
     if not 0.0 <= mask_ratio < 1.0:
         raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
     if tokens_per_frame < 1:
         raise ValueError(f"tokens_per_frame must be positive, got {tokens_per_frame}")
+    if rounding not in ROUNDING_RULES:
+        raise ValueError(f"rounding must be one of {ROUNDING_RULES}, got {rounding!r}")
+    if rounding == "floor":
+        return int(mask_ratio * tokens_per_frame)
     return int(round(mask_ratio * tokens_per_frame))
 
 
@@ -74,12 +85,13 @@ class MaskingConfig:
     num_frames: int
     grid_size: GridSize
     mask_ratio: float
+    rounding: str = "round"
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_frames, int) or self.num_frames < 1:
             raise ValueError(f"num_frames must be a positive int, got {self.num_frames!r}")
         height, width = _as_grid(self.grid_size)
-        masked = num_masked_per_frame(self.mask_ratio, height * width)
+        masked = num_masked_per_frame(self.mask_ratio, height * width, self.rounding)
         if masked == height * width:
             raise ValueError(
                 f"mask_ratio={self.mask_ratio} masks all {masked} tokens of a {height}x{width} grid after rounding; "
@@ -102,7 +114,7 @@ class MaskingConfig:
     @property
     def num_masked_per_frame(self) -> int:
         """Masked tokens in each frame (see :func:`num_masked_per_frame`)."""
-        return num_masked_per_frame(self.mask_ratio, self.tokens_per_frame)
+        return num_masked_per_frame(self.mask_ratio, self.tokens_per_frame, self.rounding)
 
 
 def _check_generator(generator: torch.Generator | None, device: torch.device, name: str) -> None:
@@ -122,12 +134,16 @@ def _topk_mask(noise: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class _GridMasker:
-    """Base of the maskers that need no scores: ``masker(batch_size, generator) -> (B, T*h*w)`` bool."""
+    """Base of the maskers that need no scores: ``masker(batch_size, generator) -> (B, T*h*w)`` bool.
+
+    ``rounding`` (``"round"`` by default, ``"floor"`` for UMT's authors) picks the masked count per frame; see
+    :func:`num_masked_per_frame`.
+    """
 
     mask_type: str = ""
 
-    def __init__(self, num_frames: int, grid_size: GridSize, mask_ratio: float) -> None:
-        self.config = MaskingConfig(num_frames, grid_size, mask_ratio)
+    def __init__(self, num_frames: int, grid_size: GridSize, mask_ratio: float, rounding: str = "round") -> None:
+        self.config = MaskingConfig(num_frames, grid_size, mask_ratio, rounding)
 
     @property
     def num_frames(self) -> int:
@@ -175,6 +191,7 @@ class _GridMasker:
             "num_frames": self.num_frames,
             "grid_size": list(self.grid_size),
             "mask_ratio": self.mask_ratio,
+            **({} if self.config.rounding == "round" else {"rounding": self.config.rounding}),
         }
 
     def __repr__(self) -> str:
@@ -251,8 +268,9 @@ class BlockMasker(_GridMasker):
         min_num_patches: int = 4,
         max_num_patches: int | None = None,
         min_aspect: float = 0.3,
+        rounding: str = "round",
     ) -> None:
-        super().__init__(num_frames, grid_size, mask_ratio)
+        super().__init__(num_frames, grid_size, mask_ratio, rounding)
         if min_num_patches < 1:
             raise ValueError(f"min_num_patches must be positive, got {min_num_patches}")
         if max_num_patches is not None and max_num_patches < min_num_patches:
@@ -331,11 +349,13 @@ class SemanticMasker:
     teacher's class token in its last self-attention layer, averaged over heads (Eq. 1-2; see
     :func:`cls_attention_scores`). The unmasked (visible) tokens are drawn from a multinomial distribution
     proportional to ``A`` (no softmax: the scores are only divided by their sum), without replacement, so important
-    tokens are kept more often; the other tokens are masked. UMT masks 80 % of the tokens of a video.
+    tokens are kept more often; the other tokens are masked. UMT masks 80 % of the tokens of a video and keeps
+    ``N - int(N * ratio)`` per frame, as the authors' ``umt.py`` (``rounding="floor"``: 40 of 196 at 80 %).
 
     Args:
         mask_ratio: fraction of each frame's tokens masked, in [0, 1).
         num_frames (*optional*), grid_size (*optional*): when given, the scores must match ``(T, h * w)``.
+        rounding: ``"floor"`` (UMT's authors, default) or ``"round"``; see :func:`num_masked_per_frame`.
 
     Calling it: ``masker(scores, generator=None)`` with ``scores`` ``(B, T, h * w)`` non-negative (any device; the
     generator must be on the same device) returns bool ``(B, T * h * w)`` on that device.
@@ -343,9 +363,16 @@ class SemanticMasker:
 
     mask_type = "semantic"
 
-    def __init__(self, mask_ratio: float, num_frames: int | None = None, grid_size: GridSize | None = None) -> None:
-        num_masked_per_frame(mask_ratio, 1)  # validates the ratio
+    def __init__(
+        self,
+        mask_ratio: float,
+        num_frames: int | None = None,
+        grid_size: GridSize | None = None,
+        rounding: str = "floor",
+    ) -> None:
+        num_masked_per_frame(mask_ratio, 1, rounding)  # validates the ratio and the rule
         self.mask_ratio = float(mask_ratio)
+        self.rounding = rounding
         if num_frames is not None and (not isinstance(num_frames, int) or num_frames < 1):
             raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
         self.num_frames = num_frames
@@ -380,7 +407,7 @@ class SemanticMasker:
         self._check_scores(scores)
         _check_generator(generator, scores.device, type(self).__name__)
         batch, frames, tokens = scores.shape
-        num_visible = tokens - num_masked_per_frame(self.mask_ratio, tokens)
+        num_visible = tokens - num_masked_per_frame(self.mask_ratio, tokens, self.rounding)
         if num_visible == 0:
             raise ValueError(f"mask_ratio={self.mask_ratio} masks all {tokens} tokens of a frame after rounding")
         probs = scores.detach().reshape(batch * frames, tokens).float()
@@ -402,6 +429,7 @@ class SemanticMasker:
             "mask_ratio": self.mask_ratio,
             "num_frames": self.num_frames,
             "grid_size": None if self.grid_size is None else list(self.grid_size),
+            "rounding": self.rounding,
         }
 
     def __repr__(self) -> str:

@@ -369,3 +369,66 @@ def test_auto_processor_round_trip(tmp_path, processor):
     processor.save_pretrained(tmp_path)
     loaded = AutoProcessor.from_pretrained(tmp_path)
     assert type(loaded) is UmtProcessor and loaded.num_frames == FRAMES and loaded.image_size == SIZE
+
+
+# ---------------------------------------------------------------------------------------------------- standard I/O
+
+
+def _io_inputs(cls):
+    pixel_values, (ids, mask) = videos(2), texts(2)
+    if cls is UmtForVideoClassification:
+        return dict(pixel_values=pixel_values, labels=torch.tensor([0, 1]))
+    return dict(pixel_values=pixel_values, input_ids=ids, attention_mask=mask)
+
+
+@pytest.mark.parametrize("cls", [UmtModel, UmtForVideoTextRetrieval, UmtForVideoClassification])
+def test_every_model_returns_hidden_states_attentions_and_tuples(cls):
+    model = build(cls, num_labels=2)
+    inputs = _io_inputs(cls)
+    with torch.no_grad():
+        out = model(**inputs, output_hidden_states=True, output_attentions=True)
+        as_tuple = model(**inputs, return_dict=False)
+    vision = out.vision_model_output if cls is UmtModel else out
+    assert len(vision.hidden_states) == 3 and vision.hidden_states[0].shape == (2, FRAMES * 16, 32)
+    assert len(vision.attentions) == 2 and vision.attentions[0].shape == (2, 4, FRAMES * 16, FRAMES * 16)
+    assert isinstance(as_tuple, tuple)
+    first = out.logits_per_video if cls is UmtModel else (out.logits_per_text if cls is UmtForVideoTextRetrieval else out.loss)
+    torch.testing.assert_close(as_tuple[0], first)
+
+
+def test_vision_model_takes_return_dict_false():
+    model = build(UmtModel)
+    with torch.no_grad():
+        out = model.vision_model(videos(2), return_dict=False)
+    assert isinstance(out, tuple) and out[0].shape == (2, FRAMES * 16, 32)
+
+
+def test_resize_token_embeddings_resizes_the_text_encoder_and_the_tied_mlm_decoder():
+    model = build(UmtForPreTraining)
+    model.resize_token_embeddings(VOCAB + 7)
+    assert model.umt.text_model.embeddings.word_embeddings.weight.shape[0] == VOCAB + 7
+    assert model.mlm_head.predictions.decoder.weight.shape[0] == VOCAB + 7
+    assert model.config.text_config.vocab_size == VOCAB + 7
+    retrieval = build(UmtForVideoTextRetrieval)
+    retrieval.resize_token_embeddings(VOCAB + 3)
+    assert retrieval.get_input_embeddings().weight.shape[0] == VOCAB + 3
+
+
+def test_qa_answers_are_tokenized_with_the_authors_trailing_sep(qa_model, tiny_tokenizer):
+    from hf_videolang.models.umt.modeling_umt import tokenize_answers
+
+    ids = tokenize_answers(tiny_tokenizer, ["red"])["input_ids"][0]
+    assert ids[0] == tiny_tokenizer.cls_token_id and ids[-2:] == [tiny_tokenizer.sep_token_id] * 2
+    assert qa_model.config.answer_token_ids[0] == ids
+
+
+def test_qa_trains_from_answer_index_labels():
+    torch.manual_seed(0)
+    model = build(UmtForVideoQuestionAnswering)
+    model.config.answer_list = ["a", "b"]
+    model.config.answer_token_ids = [[2, 10, 3, 3], [2, 11, 3, 3]]
+    pixel_values, (ids, mask) = videos(2), texts(2)
+    out = model(pixel_values, ids, mask, labels=torch.tensor([1, -100]), video_ids=torch.tensor([0, 1]))
+    direct = model(pixel_values, ids, mask, answer_input_ids=torch.tensor([[2, 11, 3, 3], [2, 10, 3, 3]]),
+                   answer_weights=torch.tensor([1.0, 0.0]))  # fmt: skip
+    torch.testing.assert_close(out.loss, direct.loss)

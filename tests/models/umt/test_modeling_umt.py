@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import math
 
 import pytest
 import torch
@@ -388,7 +389,7 @@ def test_teacher_resizes_frames_and_interpolates_positions():
 
 def test_semantic_mask_keeps_high_attention_tokens():
     model = _model().eval()
-    hot = torch.tensor([1, 6, 11])  # 3 visible tokens per frame at ratio 0.8 of 16 (13 masked)
+    hot = torch.tensor([1, 6, 11, 14])  # 16 - int(0.8 * 16) = 4 visible tokens per frame (the authors' rule)
     scores = torch.ones(BATCH, FRAMES, GRID * GRID)
     scores[..., hot] = 1e4
 
@@ -401,7 +402,7 @@ def test_semantic_mask_keeps_high_attention_tokens():
     masks = [model(**inputs, generator=torch.Generator().manual_seed(s)).bool_masked_pos for s in range(5)]
     for mask in masks:
         per_frame = mask.view(BATCH, FRAMES, GRID * GRID)
-        assert per_frame.sum(-1).eq(13).all()
+        assert per_frame.sum(-1).eq(12).all()
         assert not per_frame[..., hot].any()  # the informative tokens stay visible
     again = model(**inputs, generator=torch.Generator().manual_seed(3)).bool_masked_pos
     assert torch.equal(again, masks[3])
@@ -552,3 +553,36 @@ def test_load_teacher_copies_clip_weights_and_checks_shapes():
                                                            projection_dim=8))  # fmt: skip
     with pytest.raises(ValueError, match="projection_dim"):
         model.load_teacher(wrong)
+
+
+# ---------------------------------------------------------------------------------------------------- authors' init
+
+
+def _bound_ratio(weight: torch.Tensor, bound: float) -> float:
+    return float(weight.detach().abs().max()) / bound
+
+
+@pytest.mark.parametrize("stage, eps", [(1, 1e-6), (2, 1e-5)])
+def test_uta_head_is_initialized_and_normed_as_the_authors(stage, eps):
+    model = _model(stage=stage)
+    projection = model.uta_head.projections[0]
+    assert projection.norm.eps == eps  # single-modality 1e-6, multi-modality bare nn.LayerNorm 1e-5
+    fan_out, fan_in = projection.head.weight.shape
+    assert 0.9 < _bound_ratio(projection.head.weight, math.sqrt(6 / (fan_in + fan_out))) <= 1.0  # xavier-uniform
+    assert (projection.head.bias == 0).all()
+
+
+def test_student_linears_are_xavier_and_conv3d_keeps_the_pytorch_default():
+    vision = _model().umt.vision_model
+    qkv = vision.blocks[0].attn.qkv.weight
+    assert 0.9 < _bound_ratio(qkv, math.sqrt(6 / sum(qkv.shape))) <= 1.0
+    conv = vision.patch_embed.proj.weight
+    fan_in = conv[0].numel()
+    assert 0.9 < _bound_ratio(conv, 1 / math.sqrt(fan_in)) <= 1.0  # kaiming_uniform(a=sqrt(5))
+
+
+def test_for_finetuning_sets_the_authors_drop_path():
+    config = UmtConfig.from_preset("umt-b16")
+    assert config.for_finetuning().vision_config.drop_path_rate == 0.2
+    assert UmtConfig.from_preset("umt-l16").for_finetuning().vision_config.drop_path_rate == 0.3
+    assert config.for_finetuning(vision_config=dict(drop_path_rate=0.1)).vision_config.drop_path_rate == 0.1
