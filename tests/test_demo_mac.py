@@ -7,9 +7,9 @@ import math
 import pytest
 
 from hf_videolang.data import make_corpus
-from hf_videolang.demo_mac import train_mac
+from hf_videolang.demos.mac import train_mac
+from hf_videolang.demos.minilm import minilm_path
 from hf_videolang.models.mac import MacForVideoTextRetrieval
-from hf_videolang.pretrained import minilm_path
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import math
 
 import pytest
 
-from hf_videolang import demo
 from hf_videolang.data import make_corpus
-from hf_videolang.pretrained import minilm_path
+from hf_videolang.demos import umt as demo
+from hf_videolang.demos.minilm import minilm_path
 
 
 @pytest.fixture(scope="module")

@@ -105,7 +105,12 @@ def test_save_and_load_round_trip(tiny_tokenizer, small_video, tmp_path):
     processor = make_processor(tiny_tokenizer, text_masking="whole_word", short_video="stretch", num_frames=32)
     processor.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "processor_config.json").read_text())
-    assert saved["num_frames"] == 32 and saved["text_masking"] == "whole_word" and saved["mean"] == processor.mean
+    assert saved["num_frames"] == 32 and saved["text_masking"] == "whole_word"
+    # transformers' video-processor names; the attribute names are not saved twice.
+    assert saved["image_mean"] == processor.mean and saved["image_std"] == processor.std
+    assert saved["crop_size"] == {"height": 32, "width": 32} and saved["size"] == {"shortest_edge": 32}
+    assert saved["do_sample_frames"] is True and saved["fps"] is None
+    assert not {"mean", "std", "image_size", "target_fps"} & set(saved)
     assert saved["processor_class"] == "VideoTextProcessor"
     assert not any(key.startswith("_") for key in saved)  # helper objects are rebuilt, not saved
 
@@ -173,7 +178,7 @@ def test_call_argument_errors(tiny_tokenizer):
     with pytest.raises(ValueError, match="return_masks"):
         processor(text="a dog", return_masks=True)
     with pytest.raises(ValueError, match="return_tensors"):
-        processor(text="a dog", return_tensors="np")
+        processor(text="a dog", return_tensors="tf")
     semantic = make_processor(tiny_tokenizer, mask_type="semantic")
     assert not semantic.makes_visual_masks
     with pytest.raises(ValueError, match="inside the model"):
@@ -184,5 +189,88 @@ def test_num_frames_per_call_and_do_sample_frames(tiny_tokenizer, small_video):
     processor = VideoTextProcessor(tiny_tokenizer, num_frames=4, image_size=32, patch_size=8)
     assert processor(small_video[0], num_frames=2)["pixel_values"].shape[1] == 2
     assert processor(small_video[0])["pixel_values"].shape[1] == 4  # the processor itself is unchanged
-    with pytest.raises(ValueError, match="always samples frames"):
-        processor(small_video[0], do_sample_frames=False)
+    # do_sample_frames=False keeps every frame given (they were sampled already), as transformers' processors do.
+    _, frames = small_video
+    kept = processor(frames[:6], do_sample_frames=False)["pixel_values"]
+    assert kept.shape == (1, 6, 3, 32, 32)
+    torch.testing.assert_close(kept[0], processor.transform(torch.from_numpy(frames[:6]), training=False))
+    with pytest.raises(ValueError, match="equal length"):
+        processor([frames[:6], frames[:5]], do_sample_frames=False)
+    with pytest.raises(ValueError, match="masks for 4 frames"):
+        processor(frames[:6], do_sample_frames=False, return_masks=True)
+
+
+def test_tokenizer_arguments_pass_through(tiny_tokenizer):
+    processor = make_processor(tiny_tokenizer)  # max_length 12
+    texts = ["a red square moves right then stops", "a dog"]
+    fixed = processor(text=texts, padding="max_length", max_length=10)
+    assert fixed["input_ids"].shape == (2, 10) and fixed["attention_mask"][1].tolist() == [1] * 4 + [0] * 6
+    cut = processor(text=texts, max_length=5)
+    assert cut["input_ids"].shape == (2, 5) and cut["input_ids"][0, -1] == tiny_tokenizer.sep_token_id
+    whole = processor(text=texts, truncation=False, max_length=5)
+    assert whole["input_ids"].shape == (2, 9)  # [CLS] + 7 words + [SEP]: not truncated
+    assert processor(text=texts)["input_ids"].shape == (2, 9)  # default: the longest text, up to 12
+
+
+def test_numpy_outputs_equal_the_pytorch_ones(tiny_tokenizer, small_video):
+    processor = make_processor(tiny_tokenizer)
+    kwargs = dict(videos=small_video[0], text=["a red square", "a cat"], return_masks=True, return_mlm=True,
+                  training=True)  # fmt: skip
+    pt = processor(**kwargs, generator=seeded(4))
+    np_batch = processor(**kwargs, generator=seeded(4), return_tensors="np")
+    assert pt.keys() == np_batch.keys()
+    for key in pt:
+        assert isinstance(np_batch[key], np.ndarray), key
+        np.testing.assert_array_equal(np_batch[key], pt[key].numpy())
+    assert np_batch["bool_masked_pos"].dtype == np.bool_ and np_batch["input_ids"].dtype == np.int64
+
+
+def test_transformers_names_are_aliases_and_old_saved_files_still_load(tiny_tokenizer, tmp_path):
+    new = VideoTextProcessor(tiny_tokenizer, crop_size={"height": 32, "width": 32}, image_mean=[0.5, 0.5, 0.5],
+                             image_std=[0.25, 0.25, 0.25], fps=2.0, patch_size=8)  # fmt: skip
+    old = VideoTextProcessor(tiny_tokenizer, image_size=32, mean=[0.5] * 3, std=[0.25] * 3, target_fps=2.0,
+                             patch_size=8)  # fmt: skip
+    assert new.to_dict() == old.to_dict()
+    assert (new.image_size, new.mean, new.target_fps) == (32, [0.5] * 3, 2.0)
+    assert (new.crop_size, new.image_mean, new.fps) == ({"height": 32, "width": 32}, [0.5] * 3, 2.0)
+    assert VideoTextProcessor(tiny_tokenizer, size={"shortest_edge": 32}, patch_size=8).image_size == 32
+    assert VideoTextProcessor(tiny_tokenizer, image_size=32, patch_size=8, resize_mode="pad").size == {
+        "longest_edge": 32
+    }
+    with pytest.raises(ValueError, match="disagree"):
+        VideoTextProcessor(tiny_tokenizer, image_size=32, crop_size={"height": 64, "width": 64})
+    with pytest.raises(ValueError, match="square"):
+        VideoTextProcessor(tiny_tokenizer, crop_size={"height": 32, "width": 48})
+
+    # A processor_config.json written before the rename (old names) loads with the same settings.
+    old.save_pretrained(tmp_path)
+    config_path = tmp_path / "processor_config.json"
+    saved = json.loads(config_path.read_text())
+    legacy = {key: value for key, value in saved.items() if key not in ("size", "crop_size", "image_mean",
+                                                                        "image_std", "fps", "do_sample_frames")}
+    legacy.update(image_size=32, mean=[0.5] * 3, std=[0.25] * 3, target_fps=2.0)
+    config_path.write_text(json.dumps(legacy))
+    assert VideoTextProcessor.from_pretrained(tmp_path).to_dict() == old.to_dict()
+
+
+def test_transformers_video_metadata_round_trip():
+    import subprocess
+    import sys
+
+    from transformers.video_utils import VideoMetadata as TransformersVideoMetadata
+
+    from hf_videolang.video import from_transformers_video_metadata, to_transformers_video_metadata
+    from hf_videolang.video.io import VideoMetadata
+
+    ours = VideoMetadata(num_frames=24, fps=8.0, duration=3.0, width=96, height=64, source="clip.mp4")
+    theirs = to_transformers_video_metadata(ours)
+    assert isinstance(theirs, TransformersVideoMetadata)
+    assert (theirs.total_num_frames, theirs.fps, theirs.duration, theirs.width, theirs.height) == (24, 8.0, 3.0, 96, 64)
+    assert theirs.video_backend == "pyav"
+    assert from_transformers_video_metadata(theirs, source="clip.mp4") == ours
+    # transformers' fields that may be None read as "unknown" (0), as our decoded-frame metadata writes them.
+    sparse = from_transformers_video_metadata(TransformersVideoMetadata(total_num_frames=5))
+    assert (sparse.num_frames, sparse.fps, sparse.duration, sparse.source) == (5, 0.0, 0.0, "<transformers metadata>")
+    # transformers.video_utils loads without torchvision (which does not load with the CPU torch here).
+    code = "import sys, transformers.video_utils; print('torchvision' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

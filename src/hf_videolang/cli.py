@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .demos import DEMOS
+
 
 def _make_corpus(args: argparse.Namespace) -> int:
     from .data.corpus import make_corpus
@@ -17,10 +19,14 @@ def _make_corpus(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demos import load_demo
 
-    output_dir = args.output_dir or ("runs/demo" if args.model == "umt" else "runs/demo_mac")
-    run_demo(output_dir=output_dir, model=args.model, num_videos=args.num_videos, seed=args.seed)
+    try:
+        module = load_demo(args.model)
+    except ValueError as error:
+        print(f"hf-videolang demo: {error}", file=sys.stderr)
+        return 2
+    module.run(output_dir=args.output_dir or module.DEFAULT_OUTPUT_DIR, seed=args.seed, num_videos=args.num_videos)
     return 0
 
 
@@ -48,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.set_defaults(func=_make_corpus)
 
     demo = sub.add_parser("demo", help="the main job: train and evaluate on the built-in corpus, offline")
-    demo.add_argument("--model", default="umt", choices=("umt", "mac"), help="which method to run")
-    demo.add_argument("--output-dir", default=None, help="default: runs/demo (umt) or runs/demo_mac (mac)")
+    demo.add_argument("--model", default="umt", choices=tuple(DEMOS), help="which method to run")
+    demo.add_argument("--output-dir", default=None, help="default: the method's (runs/demo for umt, runs/demo_<name>)")
     demo.add_argument("--num-videos", type=int, default=None)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)

