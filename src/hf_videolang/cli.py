@@ -30,14 +30,85 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line_errors(command: str):
+    """Report the expected failures of ``command`` as one line on stderr (exit code 2) instead of a traceback."""
+    import functools
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(args: argparse.Namespace) -> int:
+            from huggingface_hub.errors import HfHubHTTPError
+
+            try:
+                return func(args)
+            except (ValueError, OSError, KeyError, HfHubHTTPError) as error:
+                message = " ".join(str(error).split()) or type(error).__name__
+                print(f"hf-videolang {command}: error: {message}", file=sys.stderr)
+                return 2
+
+        return wrapper
+
+    return decorate
+
+
+@_one_line_errors("push")
 def _push(args: argparse.Namespace) -> int:
     from .hub.push import push_to_hub
 
-    record = push_to_hub(args.folder, args.repo_id, card=args.card, private=args.private, revision=args.revision,
-                         record_dir=args.record_dir)  # fmt: skip
-    print(f"pushed {args.folder} to {record['repo_id']}: {record['commit_url']}")
+    record = push_to_hub(args.folder, args.repo_id, card=args.card, results=args.results, private=args.private,
+                         revision=args.revision, record_dir=args.record_dir)  # fmt: skip
+    print(f"pushed {args.folder} to {record['repo_id']} at {record['endpoint']}: {record['commit_url']}")
     print(f"record: {record['record_path']}")
     return 0
+
+
+@_one_line_errors("convert")
+def _convert(args: argparse.Namespace) -> int:
+    from .hub.convert import convert_and_push
+
+    out = convert_and_push(args.method, args.checkpoint, kind=args.kind, preset=args.preset, config=args.config,
+                           frames=args.frames, allow_pickle=args.allow_pickle, output=args.output, repo_id=args.push,
+                           card=args.card, record_dir=args.record_dir, private=args.private)  # fmt: skip
+    if out["output"]:
+        print(f"saved {out['model_class']} with its remote code to {out['output']}")
+    if out["record"]:
+        record = out["record"]
+        print(f"pushed {out['model_class']} to {record['repo_id']} at {record['endpoint']}: {record['commit_url']}")
+        print(f"record: {record['record_path']}")
+    return 0
+
+
+def _add_push_parser(sub) -> None:
+    push = sub.add_parser("push", help="upload a saved model folder, its code and its card to the Hub ($HF_ENDPOINT)")
+    push.add_argument("folder", help="folder written by save_pretrained / save_with_remote_code")
+    push.add_argument("--repo-id", required=True, help="ORG/NAME")
+    push.add_argument("--card", default=None, help="card source (e.g. umt-b16) rendered when the folder has no README")
+    push.add_argument("--results", default=None,
+                      help="the run's results.json (default: the one in the folder or its parent)")  # fmt: skip
+    push.add_argument("--private", action="store_true", help="create the repository as private")
+    push.add_argument("--revision", default=None, help="branch to push to (default: main)")
+    push.add_argument("--record-dir", default="hub_uploads", help="where the JSON record of the push goes")
+    push.set_defaults(func=_push)
+
+
+def _add_convert_parser(sub) -> None:
+    from .hub.convert import CONVERTERS
+
+    convert = sub.add_parser("convert", help="convert an authors' checkpoint, save it with its code, optionally push")
+    convert.add_argument("method", choices=sorted(CONVERTERS), help="which method's checkpoint")
+    convert.add_argument("--checkpoint", required=True, help="the authors' .pth / .bin / .safetensors file")
+    convert.add_argument("--kind", default="multi", choices=("single", "multi"),
+                         help="UMT: single_modality (stage 1) or multi_modality (stage 2) checkpoint")  # fmt: skip
+    convert.add_argument("--preset", default="umt-b16", help="config preset, also the card source (umt-b16, umt-l16)")
+    convert.add_argument("--config", default=None, help="a config folder / JSON to use instead of --preset")
+    convert.add_argument("--frames", type=int, default=None, help="frames of the converted model (default: preset)")
+    convert.add_argument("--output", default=None, help="folder to save to (default: a temporary one, with --push)")
+    convert.add_argument("--push", default=None, metavar="ORG/NAME", help="push the converted folder to this repo")
+    convert.add_argument("--card", default=None, help="card source for the push (default: --preset)")
+    convert.add_argument("--private", action="store_true", help="create the repository as private")
+    convert.add_argument("--record-dir", default="hub_uploads", help="where the JSON record of the push goes")
+    convert.add_argument("--allow-pickle", action="store_true", help="torch.load(weights_only=False): trusted files only")
+    convert.set_defaults(func=_convert)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,14 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
 
-    push = sub.add_parser("push", help="upload a saved model folder and its card to the Hub ($HF_ENDPOINT)")
-    push.add_argument("folder", help="folder written by save_pretrained / save_with_remote_code")
-    push.add_argument("--repo-id", required=True, help="ORG/NAME")
-    push.add_argument("--card", default=None, help="card source (e.g. umt-b16) rendered when the folder has no README")
-    push.add_argument("--private", action="store_true", help="create the repository as private")
-    push.add_argument("--revision", default=None, help="branch to push to (default: main)")
-    push.add_argument("--record-dir", default="hub_uploads", help="where the JSON record of the push goes")
-    push.set_defaults(func=_push)
+    _add_push_parser(sub)
+    _add_convert_parser(sub)
     return parser
 
 

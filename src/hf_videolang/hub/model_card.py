@@ -24,16 +24,50 @@ _REQUIRED_RESULT_KEYS = ("task_type", "dataset_type", "dataset_name", "metric_ty
 #: Card-data keys that would carry numbers not produced by this package.
 _FORBIDDEN_DATA_KEYS = ("eval_results", "model-index", "model_index")
 _DEVIATIONS_HEADING = re.compile(r"^#{1,6}\s+Deviations\b", flags=re.MULTILINE)
+_HOW_TO_USE_HEADING = re.compile(r"^#{1,6}\s+How to use\b", flags=re.MULTILINE)
+#: Written in card bodies where the repository id goes; replaced when a card is rendered for one repository.
+REPO_ID_PLACEHOLDER = "<repo id>"
+
+#: The Hub's task ids (``pipeline_tag`` values it files models under), from huggingface.js ``packages/tasks``.
+HUB_TASKS = frozenset("""
+    any-to-any audio-classification audio-text-to-text audio-to-audio automatic-speech-recognition depth-estimation
+    document-question-answering feature-extraction fill-mask graph-ml image-classification image-feature-extraction
+    image-segmentation image-text-to-image image-text-to-text image-text-to-video image-to-3d image-to-image
+    image-to-text image-to-video keypoint-detection mask-generation multiple-choice object-detection other
+    question-answering reinforcement-learning robotics sentence-similarity summarization table-question-answering
+    table-to-text tabular-classification tabular-regression tabular-to-text text-classification text-generation
+    text-ranking text-retrieval text-to-3d text-to-audio text-to-image text-to-speech text-to-video
+    time-series-forecasting token-classification translation unconditional-image-generation video-classification
+    video-text-to-text video-to-video visual-document-retrieval visual-question-answering voice-activity-detection
+    zero-shot-classification zero-shot-image-classification zero-shot-object-detection
+""".split())
+#: Task names of this package that the Hub does not list, and the Hub task a model card files them under.
+#: ``video-question-answering`` (the pipeline shipped with the models) answers a question about visual input by
+#: ranking an answer list, as the Hub's ``visual-question-answering`` models do (same ``[{"answer", "score"}]``
+#: output); ``video-text-to-text`` is for models that generate free text, which these do not.
+PIPELINE_TAG_ALIASES = {"video-question-answering": "visual-question-answering"}
 
 
 class CardSourceError(ValueError):
     """A card source is missing, malformed or dishonest (the message names the file and the problem)."""
 
 
+def hub_pipeline_tag(tag: str) -> str:
+    """The Hub task for a card's ``pipeline_tag`` (see :data:`PIPELINE_TAG_ALIASES`); raises when the Hub has none."""
+    tag = PIPELINE_TAG_ALIASES.get(tag, tag)
+    if tag not in HUB_TASKS:
+        raise CardSourceError(f"pipeline_tag {tag!r} is not a task of the Hub; use one of {sorted(HUB_TASKS)}.")
+    return tag
+
+
 def default_cards_dir() -> Path:
-    """``$HF_VIDEOLANG_MODEL_CARDS``, else the ``model_cards/`` folder of the checkout this package runs from."""
+    """``$HF_VIDEOLANG_MODEL_CARDS``, else the card sources installed with the package (``hf_videolang/model_cards``,
+    package data built from the top-level ``model_cards/``), else the ``model_cards/`` of the source checkout."""
     if os.environ.get(CARDS_DIR_ENV):
         return Path(os.environ[CARDS_DIR_ENV])
+    installed = Path(__file__).resolve().parents[1] / "model_cards"
+    if installed.is_dir():
+        return installed
     for parent in Path(__file__).resolve().parents:
         if (parent / "model_cards").is_dir():
             return parent / "model_cards"
@@ -64,7 +98,9 @@ def find_card_source(source: str | os.PathLike, cards_dir: str | os.PathLike | N
     raise CardSourceError(f"card source {source!r}: no card data {stem}.yaml (or .yml / .json) beside {body.name}.")
 
 
-def _load_card_data(path: Path) -> dict[str, Any]:
+def load_card_data(path: str | os.PathLike) -> dict[str, Any]:
+    """The card data of a source's ``.yaml`` / ``.json`` file (refused when it writes numbers by hand)."""
+    path = Path(path)
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}  # JSON is a subset of YAML
     if not isinstance(data, dict):
         raise CardSourceError(f"{path}: card data must be a mapping, got {type(data).__name__}.")
@@ -118,6 +154,9 @@ def render_model_card(
     *,
     cards_dir: str | os.PathLike | None = None,
     card_data: Mapping[str, Any] | None = None,
+    extra_tags: Sequence[str] = (),
+    sections: Sequence[str] = (),
+    repo_id: str | None = None,
 ) -> ModelCard:
     """Render a card source into a ``huggingface_hub.ModelCard``.
 
@@ -128,6 +167,10 @@ def render_model_card(
         cards_dir: folder of card sources for a preset name.
         card_data: fields that override the source's card data for this upload, e.g. ``datasets`` the weights
             were trained on or ``base_model`` they were fine-tuned from (not numbers: those go in ``results``).
+        extra_tags: tags added to the source's (kept once each, in order).
+        sections: Markdown sections for one upload (e.g. a "Quick start" snippet for its repository), inserted
+            before the source's "How to use" section, else appended.
+        repo_id: the repository the card is for; replaces the sources' ``<repo id>`` placeholder.
 
     Returns:
         The card; ``card.data`` holds ``library_name="transformers"`` and the source's card data.
@@ -140,10 +183,20 @@ def render_model_card(
         raise CardSourceError(f"{body_path}: the body must not have YAML front matter; put card data in {data_path.name}.")
     if not _DEVIATIONS_HEADING.search(body):
         raise CardSourceError(f"{body_path}: a card must have a 'Deviations' section (a '## Deviations' heading).")
-    data = {**_load_card_data(data_path), **(card_data or {})}
+    data = {**load_card_data(data_path), **(card_data or {})}
     if any(key in data for key in _FORBIDDEN_DATA_KEYS):
         raise CardSourceError("card_data: evaluation numbers go in `results`, not in the card data.")
     data.setdefault("library_name", "transformers")
+    if data.get("pipeline_tag"):
+        data["pipeline_tag"] = hub_pipeline_tag(data["pipeline_tag"])
+    if extra_tags:
+        data["tags"] = list(dict.fromkeys([*(data.get("tags") or []), *extra_tags]))
+    if repo_id is not None:
+        body = body.replace(REPO_ID_PLACEHOLDER, repo_id)
+    for section in sections:
+        match = _HOW_TO_USE_HEADING.search(body)
+        at = match.start() if match else len(body)
+        body = body[:at].rstrip("\n") + "\n\n" + section.strip() + "\n\n" + body[at:].lstrip("\n")
     data.setdefault("model_name", body_path.stem)
     if results is not None:
         evals = _eval_results(results)
@@ -153,4 +206,14 @@ def render_model_card(
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}")
 
 
-__all__ = ["CARDS_DIR_ENV", "CardSourceError", "default_cards_dir", "find_card_source", "render_model_card"]
+__all__ = [
+    "CARDS_DIR_ENV",
+    "HUB_TASKS",
+    "PIPELINE_TAG_ALIASES",
+    "CardSourceError",
+    "default_cards_dir",
+    "find_card_source",
+    "hub_pipeline_tag",
+    "load_card_data",
+    "render_model_card",
+]

@@ -254,9 +254,53 @@ def default_auto_class(model_class: type) -> str:
     return "AutoModel"
 
 
-def _class_ref(cls: type) -> str:
+def class_reference(cls: type) -> str:
     """``auto_map`` value of a class, as ``custom_object_save`` writes it: ``<module file stem>.<class name>``."""
     return f"{cls.__module__.rpartition('.')[2]}.{cls.__name__}"
+
+
+_class_ref = class_reference
+
+
+def registered_auto_classes(config_class: type) -> dict[str, type]:
+    """``{Auto class name: model class}`` for every transformers model Auto class ``config_class`` is registered with
+    (``AutoModel.register(config_class, ...)`` and the like, as ``hf_videolang.registration`` does), sorted by name."""
+    from transformers.models.auto import auto_factory, modeling_auto
+
+    found = {}
+    for name in sorted(dir(modeling_auto)):
+        auto = getattr(modeling_auto, name)
+        if not (name.startswith("Auto") and isinstance(auto, type) and issubclass(auto, auto_factory._BaseAutoModelClass)):
+            continue
+        model_class = auto._model_mapping._extra_content.get(config_class)
+        if model_class is not None and _is_ours(model_class.__module__):
+            found[name] = model_class
+    return found
+
+
+def registered_processor_class(config_class: type) -> type | None:
+    """The processor class registered for ``config_class`` with ``AutoProcessor``, or None."""
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
+
+    processor_class = PROCESSOR_MAPPING._extra_content.get(config_class)
+    return processor_class if processor_class is not None and _is_ours(processor_class.__module__) else None
+
+
+def registered_pipelines(auto_classes: dict[str, type]) -> dict[str, tuple[type, list[str]]]:
+    """``{task: (pipeline class, Auto class names it loads models with)}`` of every hf-videolang pipeline registered
+    with transformers' ``PIPELINE_REGISTRY`` that can load one of ``auto_classes`` (names as in
+    :func:`registered_auto_classes`)."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    found = {}
+    for task, info in sorted(PIPELINE_REGISTRY.supported_tasks.items()):
+        impl = info.get("impl")
+        if not isinstance(impl, type) or not _is_ours(impl.__module__):  # built-in tasks name their class
+            continue
+        names = [auto.__name__ for auto in info.get("pt", ())]
+        if any(name in auto_classes for name in names):
+            found[task] = (impl, names)
+    return found
 
 
 def _update_auto_map(json_path: Path, auto_map: dict[str, str]) -> None:
@@ -333,4 +377,14 @@ def save_with_remote_code(
     return sorted(written)
 
 
-__all__ = ["RemoteCodeError", "bundled_file_stem", "collect_remote_code", "default_auto_class", "save_with_remote_code"]
+__all__ = [
+    "RemoteCodeError",
+    "bundled_file_stem",
+    "class_reference",
+    "collect_remote_code",
+    "default_auto_class",
+    "registered_auto_classes",
+    "registered_pipelines",
+    "registered_processor_class",
+    "save_with_remote_code",
+]

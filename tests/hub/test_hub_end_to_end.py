@@ -1,0 +1,232 @@
+"""The Hub path end to end against the loopback Hub: `hf-videolang push` of tiny UMT and MAC folders, then loading
+them back by repo id in fresh processes, with and without hf_videolang importable."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import hub_env, run_checks, run_python
+from safetensors.torch import save_file
+
+from hf_videolang.models.mac import MacConfig, MacForVideoTextRetrieval, MacProcessor
+from hf_videolang.models.umt import UmtConfig, UmtForVideoQuestionAnswering, UmtProcessor
+
+SIZE, PATCH, FRAMES = 32, 8, 2
+ANSWERS = ["red", "blue", "green", "left", "right"]
+QUESTION = "what color is the square?"
+UMT_REPO, MAC_REPO = "org/tiny-umt-qa", "org/tiny-mac"
+UMT_METRICS = {"accuracy": 41.25, "accuracy_multi_frame": 30.5}
+MAC_METRICS = {"t2v_R@1": 12.5, "t2v_R@5": 50.0}
+
+
+def _folder_digest(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def _inputs(tokenizer, batch: int = 2) -> dict[str, torch.Tensor]:
+    encoding = tokenizer(["what color is the square ?", "which direction does the circle move"], padding=True,
+                         return_tensors="pt")  # fmt: skip
+    gen = torch.Generator().manual_seed(1)
+    return {"pixel_values": torch.randn(batch, FRAMES, 3, SIZE, SIZE, generator=gen),
+            "input_ids": encoding["input_ids"], "attention_mask": encoding["attention_mask"]}  # fmt: skip
+
+
+def _reference(model, inputs: dict, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the loader runs single-threaded: the same reduction order
+    try:
+        with torch.no_grad():
+            out = model(**inputs)
+    finally:
+        torch.set_num_threads(threads)
+    return {**inputs, **{k: out[k].contiguous() for k in keys}}
+
+
+def _write_run(root: Path, stage: str, folder: Path, metrics: dict, **extra) -> None:
+    results = {"seed": 0, "corpus": {"num_videos": 24, "seed": 0, "size": SIZE, "num_frames": 8},
+               stage: {"metrics": metrics, "chance": {k: 1.0 for k in metrics}, "saved_to": str(folder), **extra}}
+    (root / "results.json").write_text(json.dumps(results))
+
+
+@pytest.fixture(scope="module")
+def saved_runs(tmp_path_factory, tiny_tokenizer):
+    """Two demo-like runs: ``<run>/results.json`` and the saved folder of the stage it describes, plus the
+    reference outputs (outside the folders) of the models the folders hold."""
+    root = tmp_path_factory.mktemp("runs")
+    text = dict(vocab_size=len(tiny_tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                intermediate_size=64, max_position_embeddings=40, hidden_dropout_prob=0.0,
+                attention_probs_dropout_prob=0.0)  # fmt: skip
+    vision = dict(image_size=SIZE, patch_size=PATCH, num_frames=FRAMES, hidden_size=32, num_hidden_layers=2,
+                  num_attention_heads=4, intermediate_size=64, drop_path_rate=0.0)  # fmt: skip
+    torch.manual_seed(0)
+    umt = UmtForVideoQuestionAnswering(UmtConfig(vision_config=vision, text_config=text, cross_modal_config=text,
+                                                 teacher_config=None, uta_loss_weight=0.0, projection_dim=16)).eval()
+    umt.set_answer_list(ANSWERS, tiny_tokenizer)
+    umt_processor = UmtProcessor(tiny_tokenizer, image_size=SIZE, patch_size=PATCH, num_frames=FRAMES)
+    umt_dir = root / "umt_run" / "umt_qa"
+    umt.save_pretrained(umt_dir)
+    umt_processor.save_pretrained(umt_dir)
+    _write_run(umt_dir.parent, "umt_qa", umt_dir, UMT_METRICS, pipeline_example={"question": QUESTION})
+
+    torch.manual_seed(0)
+    mac = MacForVideoTextRetrieval(MacConfig(
+        vision_config=vision, projection_dim=16,
+        text_config=dict(vocab_size=len(tiny_tokenizer), dim=32, n_layers=1, n_heads=4, hidden_dim=64,
+                         max_position_embeddings=32, dropout=0.0, attention_dropout=0.0))).eval()  # fmt: skip
+    mac_dir = root / "mac_run" / "mac"
+    mac.save_pretrained(mac_dir)
+    MacProcessor(tiny_tokenizer, image_size=SIZE, patch_size=PATCH, num_frames=FRAMES).save_pretrained(mac_dir)
+    _write_run(mac_dir.parent, "mac", mac_dir, MAC_METRICS)
+
+    inputs = _inputs(tiny_tokenizer)
+    base_keys = ("logits_per_video", "video_embeds", "text_embeds")
+    refs = root / "references"
+    refs.mkdir()
+    save_file(_reference(umt, inputs, ("logits",)), str(refs / "umt_qa.safetensors"))
+    save_file(_reference(umt.umt, inputs, base_keys), str(refs / "umt_base.safetensors"))
+    save_file(_reference(mac, inputs, base_keys), str(refs / "mac_retrieval.safetensors"))
+    save_file(_reference(mac.mac, inputs, base_keys), str(refs / "mac_base.safetensors"))
+    return {"root": root, "umt": umt_dir, "mac": mac_dir, "refs": refs, "umt_model": umt, "processor": umt_processor}
+
+
+@pytest.fixture(scope="module")
+def pushed(saved_runs, loopback_hub, tmp_path_factory):
+    """``hf-videolang push`` of both folders, as a user runs it (a fresh process at the loopback endpoint)."""
+    home = tmp_path_factory.mktemp("push_home")
+    before = {name: _folder_digest(saved_runs[name]) for name in ("umt", "mac")}
+    records = home / "hub_uploads"
+    outputs = {}
+    for name, repo, card in (("umt", UMT_REPO, "umt-b16"), ("mac", MAC_REPO, "mac-b16")):
+        result = run_python(["-m", "hf_videolang.cli", "push", str(saved_runs[name]), "--repo-id", repo, "--card", card,
+                             "--record-dir", str(records)], hub_env(loopback_hub, home), cwd=home)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-4000:]
+        outputs[name] = result.stdout
+    after = {name: _folder_digest(saved_runs[name]) for name in ("umt", "mac")}
+    return {"home": home, "records": records, "before": before, "after": after, "stdout": outputs}
+
+
+def _repo_files(hub, repo: str) -> dict[str, dict]:
+    state = hub.storage.load(repo)
+    return state["commits"][state["refs"]["main"]]["files"]
+
+
+def test_push_uploads_weights_code_config_and_card_and_records_the_endpoint(pushed, loopback_hub, saved_runs):
+    assert pushed["before"] == pushed["after"]  # the user's folders are untouched (no README written there)
+    assert not (saved_runs["umt"] / "README.md").exists()
+    files = _repo_files(loopback_hub, UMT_REPO)
+    assert files["model.safetensors"]["lfs"] and not files["config.json"]["lfs"]
+    assert {"configuration_umt.py", "modeling_umt.py", "processing_umt.py", "video_question_answering.py",
+            "processor_config.json", "tokenizer.json", "README.md"} <= set(files)  # fmt: skip
+    blob = loopback_hub.storage.blob_path
+    config = json.loads(blob(files["config.json"]["sha256"]).read_bytes())
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_umt.UmtConfig",
+        "AutoModel": "modeling_umt.UmtModel",
+        "AutoModelForPreTraining": "modeling_umt.UmtForPreTraining",
+        "AutoModelForVideoClassification": "modeling_umt.UmtForVideoClassification",
+        "AutoModelForVisualQuestionAnswering": "modeling_umt.UmtForVideoQuestionAnswering",
+        "AutoProcessor": "processing_umt.UmtProcessor",
+    }
+    assert config["custom_pipelines"] == {"video-question-answering": {
+        "impl": "video_question_answering.VideoQuestionAnsweringPipeline",
+        "pt": ["AutoModelForVisualQuestionAnswering", "AutoModel"], "type": "multimodal"}}  # fmt: skip
+    processor_config = json.loads(blob(files["processor_config.json"]["sha256"]).read_bytes())
+    assert processor_config["auto_map"] == {"AutoProcessor": "processing_umt.UmtProcessor"}
+    # The uploaded weights are the saved bytes.
+    assert files["model.safetensors"]["sha256"] == pushed["before"]["umt"]["model.safetensors"]
+
+    (record_path,) = pushed["records"].glob("org--tiny-umt-qa-*.json")
+    record = json.loads(record_path.read_text())
+    assert record["endpoint"] == loopback_hub.url and record["repo_id"] == UMT_REPO
+    assert record["commit_oid"] == loopback_hub.storage.load(UMT_REPO)["refs"]["main"]
+    assert record["metrics"] == UMT_METRICS and record["card"] == "umt-b16"
+    assert {f["path"]: f["sha256"] for f in record["files"]} == {p: e["sha256"] for p, e in files.items()
+                                                                  if p != ".gitattributes"}  # fmt: skip
+    assert f"at {loopback_hub.url}" in pushed["stdout"]["umt"]
+    mac_config = json.loads(blob(_repo_files(loopback_hub, MAC_REPO)["config.json"]["sha256"]).read_bytes())
+    assert mac_config["auto_map"]["AutoModel"] == "modeling_mac.MacModel"
+    assert mac_config["auto_map"]["AutoModelForPreTraining"] == "modeling_mac.MacForVideoTextRetrieval"
+
+
+def test_without_hf_videolang_auto_classes_reproduce_the_outputs_and_the_pipeline_answers(
+    pushed, loopback_hub, saved_runs, small_video, tmp_path
+):
+    refs, video = saved_runs["refs"], small_video[0]
+    base_keys = ["logits_per_video", "video_embeds", "text_embeds"]
+    inputs = ["pixel_values", "input_ids", "attention_mask"]
+    (tmp_path / "video.mp4").write_bytes(Path(video).read_bytes())
+    spec = {
+        "block_hf_videolang": True, "trust_remote_code": True,
+        "models": [
+            {"repo": UMT_REPO, "auto": "AutoModel", "expected": str(refs / "umt_base.safetensors"), "keys": base_keys,
+             "inputs": inputs},
+            {"repo": UMT_REPO, "auto": "AutoModelForVisualQuestionAnswering",
+             "expected": str(refs / "umt_qa.safetensors"), "keys": ["logits"], "inputs": inputs},
+            {"repo": MAC_REPO, "auto": "AutoModel", "expected": str(refs / "mac_base.safetensors"), "keys": base_keys,
+             "inputs": inputs},
+            {"repo": MAC_REPO, "auto": "AutoModelForPreTraining", "expected": str(refs / "mac_retrieval.safetensors"),
+             "keys": base_keys, "inputs": inputs},
+        ],
+        "pipelines": [{"repo": UMT_REPO, "video": video, "question": QUESTION, "top_k": 3}],
+        "snippets": [{"repo": UMT_REPO, "cwd": str(tmp_path)}, {"repo": MAC_REPO, "cwd": str(tmp_path)}],
+    }  # fmt: skip
+    report = run_checks(loopback_hub, tmp_path, spec, importable=False)
+    assert report["hf_videolang_imported"] == []
+    classes = [(m["repo"], m["class"]) for m in report["models"]]
+    assert classes == [(UMT_REPO, "UmtModel"), (UMT_REPO, "UmtForVideoQuestionAnswering"), (MAC_REPO, "MacModel"),
+                       (MAC_REPO, "MacForVideoTextRetrieval")]  # fmt: skip
+    for model in report["models"]:
+        assert model["module"].startswith("transformers_modules."), model
+        assert all(model["equal"].values()), model  # bit for bit
+
+    from transformers import pipeline
+
+    (answered,) = report["pipelines"]
+    assert answered["class"] == "VideoQuestionAnsweringPipeline"
+    assert answered["module"].startswith("transformers_modules.")
+    local = pipeline("video-question-answering", model=saved_runs["umt_model"], processor=saved_runs["processor"])
+    expected = local(video, question=QUESTION, top_k=3)
+    assert [a["answer"] for a in answered["answers"]] == [a["answer"] for a in expected]
+    assert [a["score"] for a in answered["answers"]] == pytest.approx([a["score"] for a in expected], abs=1e-5)
+
+    umt_snippet, mac_snippet = report["snippets"]
+    assert f'pipeline("video-question-answering", model="{UMT_REPO}", trust_remote_code=True)' in umt_snippet["code"]
+    assert "'answer':" in umt_snippet["stdout"] and "'score':" in umt_snippet["stdout"]
+    assert f'AutoModel.from_pretrained("{MAC_REPO}", trust_remote_code=True)' in mac_snippet["code"]
+
+
+def test_with_hf_videolang_automodel_loads_without_the_flag_and_the_card_shows_the_results(
+    pushed, loopback_hub, saved_runs, tmp_path
+):
+    refs = saved_runs["refs"]
+    inputs, keys = ["pixel_values", "input_ids", "attention_mask"], ["logits_per_video", "video_embeds", "text_embeds"]
+    spec = {"block_hf_videolang": False, "trust_remote_code": False, "cards": [UMT_REPO, MAC_REPO],
+            "models": [{"repo": repo, "auto": "AutoModel", "expected": str(refs / ref), "keys": keys, "inputs": inputs}
+                       for repo, ref in ((UMT_REPO, "umt_base.safetensors"), (MAC_REPO, "mac_base.safetensors"))]}
+    report = run_checks(loopback_hub, tmp_path, spec, importable=True)
+    for model in report["models"]:
+        assert model["module"].startswith("hf_videolang.models."), model  # the installed classes, no remote code
+        assert all(model["equal"].values()), model
+
+    umt_card = report["cards"][UMT_REPO]
+    data = umt_card["data"]
+    assert data["pipeline_tag"] == "visual-question-answering"  # the Hub's task; video-question-answering is not one
+    assert {"hf-videolang", "custom_code", "video-question-answering"} <= set(data["tags"])
+    assert data["datasets"] == ["hf-videolang/synthetic-moving-shapes"]
+    (entry,) = data["model-index"]
+    metrics = {m["type"]: m["value"] for r in entry["results"] for m in r["metrics"]}
+    assert metrics == UMT_METRICS
+    dataset = entry["results"][0]["dataset"]
+    assert "synthetic" in dataset["name"] and dataset["split"] == "test"
+    assert "## Deviations" in umt_card["text"] and "## Quick start" in umt_card["text"] and "<repo id>" not in umt_card["text"]
+    assert "| accuracy |" in umt_card["text"] or "| accuracy | 41.25 |" in umt_card["text"]
+    mac_card = report["cards"][MAC_REPO]
+    assert mac_card["data"]["pipeline_tag"] == "feature-extraction"
+    assert {m["type"]: m["value"] for r in mac_card["data"]["model-index"][0]["results"] for m in r["metrics"]} == (
+        MAC_METRICS
+    )
