@@ -12,12 +12,14 @@ def _register_models() -> None:
     from transformers import (
         AutoConfig,
         AutoModel,
+        AutoModelForImageClassification,
         AutoModelForPreTraining,
         AutoModelForVideoClassification,
         AutoModelForVisualQuestionAnswering,
         AutoProcessor,
     )
 
+    from .models.edgenext import EdgeNextConfig, EdgeNextForImageClassification, EdgeNextModel
     from .models.mac import MacConfig, MacForVideoTextRetrieval, MacModel, MacProcessor, MacVisionConfig, MacVisionModel
     from .models.umt import (
         UmtConfig,
@@ -46,6 +48,10 @@ def _register_models() -> None:
     # MAC's pre-training model is its retrieval model (VTC only, MAC §3.3).
     AutoModelForPreTraining.register(MacConfig, MacForVideoTextRetrieval, exist_ok=True)
     AutoProcessor.register(MacConfig, MacProcessor, exist_ok=True)
+
+    AutoConfig.register(EdgeNextConfig.model_type, EdgeNextConfig, exist_ok=True)
+    AutoModel.register(EdgeNextConfig, EdgeNextModel, exist_ok=True)
+    AutoModelForImageClassification.register(EdgeNextConfig, EdgeNextForImageClassification, exist_ok=True)
 
 
 def register_all() -> None:
