@@ -20,6 +20,7 @@ def _register_models() -> None:
     )
 
     from .models.edgenext import EdgeNextConfig, EdgeNextForImageClassification, EdgeNextModel
+    from .models.evilm_tokenizer import EvilmTokenizerConfig, EvilmVideoTokenizer
     from .models.mac import MacConfig, MacForVideoTextRetrieval, MacModel, MacProcessor, MacVisionConfig, MacVisionModel
     from .models.umt import (
         UmtConfig,
@@ -52,6 +53,9 @@ def _register_models() -> None:
     AutoConfig.register(EdgeNextConfig.model_type, EdgeNextConfig, exist_ok=True)
     AutoModel.register(EdgeNextConfig, EdgeNextModel, exist_ok=True)
     AutoModelForImageClassification.register(EdgeNextConfig, EdgeNextForImageClassification, exist_ok=True)
+
+    AutoConfig.register(EvilmTokenizerConfig.model_type, EvilmTokenizerConfig, exist_ok=True)
+    AutoModel.register(EvilmTokenizerConfig, EvilmVideoTokenizer, exist_ok=True)
 
 
 def register_all() -> None:
