@@ -20,6 +20,14 @@ def _register_models() -> None:
     )
 
     from .models.edgenext import EdgeNextConfig, EdgeNextForImageClassification, EdgeNextModel
+    from .models.evilm import (
+        EvilmConfig,
+        EvilmForPreTraining,
+        EvilmForVideoClassification,
+        EvilmForVideoQuestionAnswering,
+        EvilmModel,
+        EvilmProcessor,
+    )
     from .models.evilm_tokenizer import EvilmTokenizerConfig, EvilmVideoTokenizer
     from .models.mac import MacConfig, MacForVideoTextRetrieval, MacModel, MacProcessor, MacVisionConfig, MacVisionModel
     from .models.umt import (
@@ -56,6 +64,13 @@ def _register_models() -> None:
 
     AutoConfig.register(EvilmTokenizerConfig.model_type, EvilmTokenizerConfig, exist_ok=True)
     AutoModel.register(EvilmTokenizerConfig, EvilmVideoTokenizer, exist_ok=True)
+
+    AutoConfig.register(EvilmConfig.model_type, EvilmConfig, exist_ok=True)
+    AutoModel.register(EvilmConfig, EvilmModel, exist_ok=True)
+    AutoModelForPreTraining.register(EvilmConfig, EvilmForPreTraining, exist_ok=True)
+    AutoModelForVideoClassification.register(EvilmConfig, EvilmForVideoClassification, exist_ok=True)
+    AutoModelForVisualQuestionAnswering.register(EvilmConfig, EvilmForVideoQuestionAnswering, exist_ok=True)
+    AutoProcessor.register(EvilmConfig, EvilmProcessor, exist_ok=True)
 
 
 def register_all() -> None:

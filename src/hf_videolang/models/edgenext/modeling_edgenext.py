@@ -261,9 +261,12 @@ class EdgeNextPreTrainedModel(PreTrainedModel):
 
 
 class EdgeNextModel(EdgeNextPreTrainedModel):
-    """EdgeNeXt without its classifier: `(B, 3, H, W)` -> the `(B, C, H/32, W/32)` grid and its pooled vector."""
+    """EdgeNeXt without its classifier: `(B, 3, H, W)` -> the `(B, C, H/32, W/32)` grid and its pooled vector.
 
-    def __init__(self, config: EdgeNextConfig) -> None:
+    ``add_pooling_layer=False`` leaves out the pooled vector's LayerNorm, for users of the grid only (E-ViLM).
+    """
+
+    def __init__(self, config: EdgeNextConfig, add_pooling_layer: bool = True) -> None:
         super().__init__(config)
         self.stem = nn.Sequential(
             nn.Conv2d(config.num_channels, config.hidden_sizes[0], kernel_size=4, stride=4),
@@ -276,7 +279,7 @@ class EdgeNextModel(EdgeNextPreTrainedModel):
             stages.append(EdgeNextStage(config, stage, in_channels, rates[start : start + depth]))
             start, in_channels = start + depth, config.hidden_sizes[stage]
         self.stages = nn.Sequential(*stages)
-        self.norm = nn.LayerNorm(config.hidden_sizes[-1], eps=config.layer_norm_eps)
+        self.norm = nn.LayerNorm(config.hidden_sizes[-1], eps=config.layer_norm_eps) if add_pooling_layer else None
         self.post_init()
 
     @merge_with_config_defaults
@@ -285,7 +288,8 @@ class EdgeNextModel(EdgeNextPreTrainedModel):
         if pixel_values.ndim != 4:
             raise ValueError(f"EdgeNextModel: pixel_values must be (B, C, H, W), got shape {tuple(pixel_values.shape)}.")
         grid = self.stages(self.stem(pixel_values))
-        return EdgeNextModelOutput(last_hidden_state=grid, pooler_output=self.norm(grid.mean((-2, -1))))
+        pooled = self.norm(grid.mean((-2, -1))) if self.norm is not None else None
+        return EdgeNextModelOutput(last_hidden_state=grid, pooler_output=pooled)
 
 
 class EdgeNextForImageClassification(EdgeNextPreTrainedModel):
