@@ -3,8 +3,14 @@ the heads, and the sizes of the paper's evilm-s."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
+from safetensors.torch import save_file
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModel, AutoModelForPreTraining
 
@@ -216,3 +222,80 @@ def test_resize_token_embeddings_and_auto_round_trip(tmp_path):
     assert type(AutoModel.from_pretrained(tmp_path)) is EvilmModel
     model.resize_token_embeddings(VOCAB + 7)
     assert model.get_input_embeddings().weight.shape[0] == VOCAB + 7
+
+
+def test_multiple_choice_scores_each_candidate_like_a_pair():
+    torch.manual_seed(0)
+    model = EvilmForVideoTextRetrieval(_config()).eval()
+    inputs = _inputs()
+    ids = torch.stack([inputs["input_ids"], inputs["input_ids"].flip(0)], dim=1)  # (B, 2, L)
+    mask = torch.stack([inputs["attention_mask"], inputs["attention_mask"].flip(0)], dim=1)
+    with torch.no_grad():
+        scores = model.score_candidates(inputs["pixel_values"], ids, mask)
+        pair = model.match_scores(inputs["pixel_values"], inputs["input_ids"], inputs["attention_mask"])
+    assert scores.shape == (BATCH, 2)
+    torch.testing.assert_close(scores[:, 0], pair)
+
+
+_LOADER = textwrap.dedent(
+    """
+    import sys
+
+    class _Block:
+        def find_spec(self, name, path=None, target=None):
+            if name == "hf_videolang" or name.startswith("hf_videolang."):
+                raise ImportError(name)
+
+    sys.meta_path.insert(0, _Block())
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoModelForVisualQuestionAnswering
+
+    torch.set_num_threads(1)
+    data = load_file(sys.argv[1] + "/qa/expected.safetensors")
+    model = AutoModelForVisualQuestionAnswering.from_pretrained(sys.argv[1] + "/qa", trust_remote_code=True).eval()
+    with torch.no_grad():
+        logits = model(data["pixel_values"], data["input_ids"], data["attention_mask"]).logits
+    assert torch.equal(logits, data["logits"]), "logits"
+    assert type(model).__module__.startswith("transformers_modules")
+    tokenizer = AutoModel.from_pretrained(sys.argv[1] + "/tokenizer", trust_remote_code=True).eval()
+    codes = tokenizer.get_codebook_indices(load_file(sys.argv[1] + "/tokenizer/expected.safetensors")["pixels"])
+    assert torch.equal(codes, load_file(sys.argv[1] + "/tokenizer/expected.safetensors")["codes"]), "codes"
+    print("LOADED")
+    """
+)
+
+
+def test_saved_evilm_and_tokenizer_load_with_trust_remote_code_without_hf_videolang(tmp_path):
+    from hf_videolang.hub.remote_code import save_with_remote_code
+    from hf_videolang.models.evilm_tokenizer import EvilmTokenizerConfig, EvilmVideoTokenizer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        model = EvilmForVideoQuestionAnswering(_config()).eval()
+        inputs = _inputs()
+        qa = {k: inputs[k] for k in ("pixel_values", "input_ids", "attention_mask")}
+        with torch.no_grad():
+            qa["logits"] = model(**qa).logits
+        tokenizer = EvilmVideoTokenizer(EvilmTokenizerConfig(
+            vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
+                               num_hidden_layers=1, num_attention_heads=4),
+            codebook_size=30, codebook_dim=8, decoder_num_layers=1, decoder_hidden_size=32, decoder_num_heads=4,
+            vocab_size=VOCAB, max_frames=2)).eval()  # fmt: skip
+        pixels = torch.randn(2, 2, 3, 32, 32)
+        codes = tokenizer.get_codebook_indices(pixels)
+    finally:
+        torch.set_num_threads(threads)
+    names = {path.name for path in save_with_remote_code(model, tmp_path / "qa")}
+    assert {"configuration_evilm.py", "modeling_evilm.py"} <= names
+    save_file(qa, str(tmp_path / "qa" / "expected.safetensors"))
+    save_with_remote_code(tokenizer, tmp_path / "tokenizer")
+    save_file({"pixels": pixels, "codes": codes}, str(tmp_path / "tokenizer" / "expected.safetensors"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-c", _LOADER, str(tmp_path)], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "LOADED" in result.stdout

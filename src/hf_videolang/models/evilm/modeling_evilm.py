@@ -457,6 +457,18 @@ class EvilmForVideoTextRetrieval(EvilmPreTrainedModel):
         logits = self.vtm_head(self.evilm.fuse(video, text, attention_mask).pooler_output)
         return logits[:, 1] - logits[:, 0]
 
+    def score_candidates(
+        self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Multiple choice: VTM scores `(B, K)` of `K` candidate texts `(B, K, L)` per video (the pipeline's
+        `candidates=`); the video is encoded once."""
+        batch, options, length = input_ids.shape
+        video = self.evilm.encode_video(pixel_values).repeat_interleave(options, dim=0)
+        flat_mask = None if attention_mask is None else attention_mask.reshape(batch * options, length)
+        text = self.evilm.encode_text(input_ids.reshape(batch * options, length), flat_mask)
+        logits = self.vtm_head(self.evilm.fuse(video, text, flat_mask).pooler_output)
+        return (logits[:, 1] - logits[:, 0]).reshape(batch, options)
+
     def forward(
         self,
         pixel_values: torch.Tensor,
