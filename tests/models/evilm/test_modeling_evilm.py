@@ -299,3 +299,23 @@ def test_saved_evilm_and_tokenizer_load_with_trust_remote_code_without_hf_videol
                             capture_output=True, text=True, timeout=180)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "LOADED" in result.stdout
+
+
+def test_an_attached_tokenizer_tags_the_regions_online_and_is_not_saved(tmp_path):
+    from hf_videolang.models.evilm_tokenizer import EvilmTokenizerConfig, EvilmVideoTokenizer
+
+    torch.manual_seed(0)
+    tokenizer = EvilmVideoTokenizer(EvilmTokenizerConfig(
+        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=4),
+        codebook_size=CODES, codebook_dim=8, decoder_num_layers=1, decoder_hidden_size=32, decoder_num_heads=4,
+        vocab_size=VOCAB, max_frames=FRAMES))  # fmt: skip
+    model = EvilmForPreTraining(_config(mlm_weight=0.0, vtm_weight=0.0)).eval()
+    model.set_video_tokenizer(tokenizer)
+    inputs = _inputs()
+    online = model(**{**inputs, "video_code_ids": None}).loss_mvm
+    frames = torch.nn.functional.interpolate(inputs["pixel_values"].flatten(0, 1), size=(32, 32), mode="bilinear")
+    codes = codes_on_video_grid(tokenizer.get_codebook_indices(frames.reshape(BATCH, FRAMES, 3, 32, 32)), GRID)
+    assert online == model(**{**inputs, "video_code_ids": codes}).loss_mvm
+    model.save_pretrained(tmp_path)
+    assert not any("tokenizer" in key for key in model.state_dict())

@@ -315,6 +315,25 @@ class EvilmForPreTraining(EvilmPreTrainedModel):
     def set_input_embeddings(self, value: nn.Module) -> None:
         self.evilm.set_input_embeddings(value)
 
+    def set_video_tokenizer(self, tokenizer: nn.Module | None) -> None:
+        """Tag the masked regions online with a frozen `EvilmVideoTokenizer` (§4.1: the tokenizer "escorts" the
+        pre-training in evaluation mode) when a batch brings no `video_code_ids`. It is kept outside the module
+        tree, so it is neither trained nor saved with this model."""
+        if tokenizer is not None:
+            tokenizer.eval().requires_grad_(False)
+        self.__dict__["_video_tokenizer"] = tokenizer
+
+    @torch.no_grad()
+    def _tag_regions(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        tokenizer = self.__dict__["_video_tokenizer"]
+        size = tokenizer.config.vision_config.image_size
+        frames = pixel_values.flatten(0, 1)
+        if frames.shape[-1] != size or frames.shape[-2] != size:
+            frames = F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
+        tokenizer.to(pixel_values.device)
+        codes = tokenizer.get_codebook_indices(frames.reshape(*pixel_values.shape[:3], size, size))
+        return codes_on_video_grid(codes, self.config.video_grid)
+
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -337,6 +356,8 @@ class EvilmForPreTraining(EvilmPreTrainedModel):
         """
         config, terms = self.config, {}
         mlm_logits = mvm_logits = vtm_logits = None
+        if video_code_ids is None and bool_masked_pos is not None and self.__dict__.get("_video_tokenizer"):
+            video_code_ids = self._tag_regions(pixel_values)
         text_length = input_ids.shape[1]
 
         want_mlm = config.mlm_weight > 0 and mlm_labels is not None
