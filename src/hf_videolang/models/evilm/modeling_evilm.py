@@ -293,8 +293,9 @@ class EvilmModel(EvilmPreTrainedModel):
 class EvilmForPreTraining(EvilmPreTrainedModel):
     """E-ViLM pre-training: MLM + VTM + MVM (Eq. 8).
 
-    MLM and MVM are read from one pass over the masked caption and the block-masked video (pixels zeroed); VTM from
-    a pass over the clean inputs, where each video is paired with its caption and with the next sample's caption.
+    The video encoder runs once, on the block-masked frames (pixels zeroed) when MVM runs. MLM and MVM are read from
+    the decoder over that video and the masked caption; VTM pairs the same video with its clean caption and with the
+    next sample's caption.
     """
 
     def __init__(self, config: EvilmConfig) -> None:
@@ -362,13 +363,14 @@ class EvilmForPreTraining(EvilmPreTrainedModel):
 
         want_mlm = config.mlm_weight > 0 and mlm_labels is not None
         want_mvm = config.mvm_weight > 0 and video_code_ids is not None and bool_masked_pos is not None
+        want_vtm = config.vtm_weight > 0 and input_ids.shape[0] > 1
+        # One pass of the video encoder serves the three losses: the block-masked frames when MVM runs (VTM then
+        # matches masked videos, as MLM reads masked captions), the clean frames otherwise.
+        video = self.evilm.encode_video(pixel_values, bool_masked_pos if want_mvm else None)
         if want_mlm or want_mvm:
-            masked = self.evilm(
-                pixel_values,
-                mlm_input_ids if (want_mlm and mlm_input_ids is not None) else input_ids,
-                attention_mask,
-                bool_masked_pos=bool_masked_pos if want_mvm else None,
-            ).last_hidden_state
+            masked_text = mlm_input_ids if (want_mlm and mlm_input_ids is not None) else input_ids
+            masked = self.evilm.fuse(video, self.evilm.encode_text(masked_text, attention_mask),
+                                     attention_mask).last_hidden_state  # fmt: skip
             if want_mlm:
                 mlm_logits = self.mlm_head(masked[:, 1 : 1 + text_length])
                 terms["mlm"] = self.mlm_loss(mlm_logits, mlm_labels)
@@ -376,8 +378,7 @@ class EvilmForPreTraining(EvilmPreTrainedModel):
                 mvm_logits = self.mvm_head(masked[:, 1 + text_length :])
                 terms["mvm"] = self.mvm_loss(mvm_logits, video_code_ids, bool_masked_pos)
 
-        if config.vtm_weight > 0 and input_ids.shape[0] > 1:
-            video = self.evilm.encode_video(pixel_values)
+        if want_vtm:
             text = self.evilm.encode_text(input_ids, attention_mask)
             shift = lambda x: None if x is None else x.roll(1, dims=0)  # noqa: E731  (sample i gets text i-1)
             pos = self.evilm.fuse(video, text, attention_mask).pooler_output

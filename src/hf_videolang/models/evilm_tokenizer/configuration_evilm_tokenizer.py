@@ -33,6 +33,10 @@ class EvilmTokenizerConfig(PreTrainedConfig):
             Eq. 7's two stop-gradient terms (1 as printed).
         focal_gamma (`float`, defaults to 0.0), focal_gamma_negative (`float`, defaults to 1.0): Eq. 6 as printed:
             ``log p`` for a caption word, ``p log(1 - p)`` for any other word.
+        dead_code_threshold (`float`, defaults to 0.0): restart a code with a random encoder output of the batch
+            when the moving average of its use per batch falls below this (0: never; not in the paper, which
+            reports 92 % utilization without saying how; restarts as in Jukebox / SoundStream keep a small
+            codebook from collapsing onto a few codes).
         max_frames (`int`, defaults to 4): frames the decoder's position table covers (E-ViLM samples 4, §4.1).
         layer_norm_eps (`float`, defaults to 1e-5), initializer_range (`float`, defaults to 0.02).
     """
@@ -52,6 +56,7 @@ class EvilmTokenizerConfig(PreTrainedConfig):
     codebook_weight: float | int = 1.0
     focal_gamma: float | int = 0.0
     focal_gamma_negative: float | int = 1.0
+    dead_code_threshold: float | int = 0.0
     max_frames: int = 4
     layer_norm_eps: float = 1e-5
     initializer_range: float = 0.02

@@ -80,9 +80,23 @@ class EvilmVectorQuantizer(nn.Module):
     highest cosine similarity.
     """
 
-    def __init__(self, codebook_size: int, codebook_dim: int) -> None:
+    def __init__(self, codebook_size: int, codebook_dim: int, dead_code_threshold: float = 0.0) -> None:
         super().__init__()
         self.codebook = nn.Parameter(torch.randn(codebook_size, codebook_dim))
+        self.dead_code_threshold = dead_code_threshold
+        # EMA of how often each code is chosen per batch; codes that fall below the threshold are restarted.
+        self.register_buffer("code_usage", torch.ones(codebook_size), persistent=False)
+
+    @torch.no_grad()
+    def _restart_dead_codes(self, embeddings: torch.Tensor, indices: torch.Tensor) -> None:
+        counts = torch.bincount(indices.reshape(-1), minlength=self.codebook.shape[0]).to(self.code_usage.dtype)
+        self.code_usage.mul_(0.99).add_(counts, alpha=0.01)
+        dead = torch.nonzero(self.code_usage < self.dead_code_threshold).squeeze(1)
+        if dead.numel():
+            pool = embeddings.reshape(-1, embeddings.shape[-1])
+            picks = torch.randint(0, pool.shape[0], (dead.numel(),), device=pool.device)
+            self.codebook[dead] = pool[picks].to(self.codebook.dtype)
+            self.code_usage[dead] = 1.0
 
     def normalized_codebook(self) -> torch.Tensor:
         return F.normalize(self.codebook, dim=-1)
@@ -96,6 +110,8 @@ class EvilmVectorQuantizer(nn.Module):
         loss_codebook = (embeddings.detach() - codes).pow(2).sum(-1).mean()
         loss_commitment = (embeddings - codes.detach()).pow(2).sum(-1).mean()
         quantized = embeddings + (codes - embeddings).detach()
+        if self.training and self.dead_code_threshold > 0:
+            self._restart_dead_codes(embeddings.detach(), indices)
         return EvilmVectorQuantizerOutput(
             quantized=quantized,
             indices=indices,
@@ -165,7 +181,7 @@ class EvilmVideoTokenizer(EvilmTokenizerPreTrainedModel):
         vision = config.vision_config
         self.encoder = CLIPVisionModel(vision)
         self.quant_projection = nn.Linear(vision.hidden_size, config.codebook_dim)
-        self.quantizer = EvilmVectorQuantizer(config.codebook_size, config.codebook_dim)
+        self.quantizer = EvilmVectorQuantizer(config.codebook_size, config.codebook_dim, config.dead_code_threshold)
         width = config.decoder_hidden_size
         self.decoder_embedding = nn.Linear(config.codebook_dim, width)
         self.decoder_position_embeddings = nn.Parameter(
