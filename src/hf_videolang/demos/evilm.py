@@ -77,7 +77,7 @@ def train_tokenizer(corpus_root, output_dir, text_tokenizer, seed=0, epochs=DEMO
                                   vocab_size=len(text_tokenizer), max_frames=4)  # fmt: skip
     torch.manual_seed(seed)
     tokenizer = EvilmVideoTokenizer(config)
-    processor = EvilmProcessor(text_tokenizer, image_size=DEMO_TOKENIZER_VISION["image_size"], mask_ratio=0.0, mean=CLIP_MEAN, std=CLIP_STD,
+    processor = EvilmProcessor(text_tokenizer, image_size=DEMO_TOKENIZER_VISION["image_size"], patch_size=16, mask_ratio=0.0, mean=CLIP_MEAN, std=CLIP_STD,
                                flip_prob=0.0, max_length=24)  # fmt: skip
     ignore = [text_tokenizer.convert_tokens_to_ids(t) for t in text_tokenizer.all_special_tokens]
     collator = _CaptionWordsCollator(VideoTextCollator(processor, task="retrieval", training=True, seed=seed),

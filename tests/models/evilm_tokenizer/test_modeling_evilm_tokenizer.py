@@ -147,3 +147,26 @@ def test_bad_pixel_shapes_are_named():
         model(torch.randn(2, 3, 32, 32))
     with pytest.raises(ValueError, match="max_frames=2"):
         model(torch.randn(1, 3, 3, 32, 32))
+
+
+def test_dead_codes_restart_at_encoder_outputs():
+    quantizer = EvilmVectorQuantizer(codebook_size=16, codebook_dim=4, dead_code_threshold=0.5).train()
+    embeddings = torch.randn(64, 4)
+    quantizer(embeddings)  # the first training batch places every code on an encoder output
+    unit = F.normalize(embeddings, dim=-1)
+    codes = F.normalize(quantizer.codebook.detach(), dim=-1)
+    assert torch.cdist(codes, unit).min(dim=1).values.max() < 1e-3
+    # codes nobody picks decay below the threshold and move onto outputs of the batch; the codes in use stay
+    one_cluster = F.normalize(torch.ones(64, 4) + 0.01 * torch.randn(64, 4), dim=-1)
+    in_use = quantizer(one_cluster).indices.unique()
+    for _ in range(10):
+        quantizer(one_cluster)
+    distance = torch.cdist(F.normalize(quantizer.codebook.detach(), dim=-1), one_cluster).min(dim=1).values
+    moved = torch.ones(16, dtype=torch.bool)
+    moved[in_use] = False
+    assert (distance[moved] < 0.1).all() and moved.sum() >= 14
+    # without the threshold nothing moves
+    still = EvilmVectorQuantizer(codebook_size=16, codebook_dim=4).train()
+    before = still.codebook.detach().clone()
+    still(embeddings)
+    assert torch.equal(still.codebook.detach(), before)

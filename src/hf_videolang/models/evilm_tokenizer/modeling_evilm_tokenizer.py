@@ -84,16 +84,22 @@ class EvilmVectorQuantizer(nn.Module):
         super().__init__()
         self.codebook = nn.Parameter(torch.randn(codebook_size, codebook_dim))
         self.dead_code_threshold = dead_code_threshold
-        # EMA of how often each code is chosen per batch; codes that fall below the threshold are restarted.
+        # EMA (decay 0.9) of how often each code is chosen per batch; codes that fall below the threshold are
+        # restarted at random encoder outputs of the batch, and the first training batch initializes them all so.
         self.register_buffer("code_usage", torch.ones(codebook_size), persistent=False)
+        self.register_buffer("codes_from_data", torch.tensor(False))
 
     @torch.no_grad()
     def _restart_dead_codes(self, embeddings: torch.Tensor, indices: torch.Tensor) -> None:
-        counts = torch.bincount(indices.reshape(-1), minlength=self.codebook.shape[0]).to(self.code_usage.dtype)
-        self.code_usage.mul_(0.99).add_(counts, alpha=0.01)
-        dead = torch.nonzero(self.code_usage < self.dead_code_threshold).squeeze(1)
+        pool = embeddings.reshape(-1, embeddings.shape[-1])
+        if not bool(self.codes_from_data):
+            dead = torch.arange(self.codebook.shape[0], device=pool.device)
+            self.codes_from_data.fill_(True)
+        else:
+            counts = torch.bincount(indices.reshape(-1), minlength=self.codebook.shape[0]).to(self.code_usage.dtype)
+            self.code_usage.mul_(0.9).add_(counts, alpha=0.1)
+            dead = torch.nonzero(self.code_usage < self.dead_code_threshold).squeeze(1)
         if dead.numel():
-            pool = embeddings.reshape(-1, embeddings.shape[-1])
             picks = torch.randint(0, pool.shape[0], (dead.numel(),), device=pool.device)
             self.codebook[dead] = pool[picks].to(self.codebook.dtype)
             self.code_usage[dead] = 1.0
