@@ -35,7 +35,7 @@ DEMO_DECODER = dict(hidden_size=192, num_hidden_layers=2, num_attention_heads=4,
 DEMO_CODEBOOK = 512  # the paper's 9,420 codes would mostly stay unused on a 300-video corpus
 DEMO_TOKENIZER_VISION = dict(image_size=48, patch_size=16, hidden_size=96, intermediate_size=384, num_hidden_layers=2,
                              num_attention_heads=4)  # fmt: skip
-DEMO_EPOCHS = dict(tokenizer=4.0, pretrain=3.0, qa=4.0, retrieval=4.0)
+DEMO_EPOCHS = dict(tokenizer=3.0, pretrain=3.0, qa=2.0, retrieval=2.0)
 
 
 class _CaptionWordsCollator:
@@ -56,7 +56,7 @@ def _trainer(model, output_dir, name, seed, epochs, learning_rate, train_set, co
     from ..training import VideoTextTrainer
 
     args = _demo_trainer_args(output_dir, name, seed, epochs, learning_rate)
-    args.logging_steps = 5
+    args.logging_steps, args.logging_first_step = 5, True
     return VideoTextTrainer(model=model, args=args, train_dataset=train_set, data_collator=collator)
 
 
@@ -232,8 +232,13 @@ def _print_qa_rows(title: str, stage: dict[str, Any]) -> None:
         print(f"  {label:<18}{stage['metrics'][key]:>10.2f}{stage['chance'][key]:>10.2f}{stage['prior'][key]:>10.2f}")
 
 
-def run_evilm_demo(output_dir: str = "runs/demo_evilm", num_videos: int | None = None, seed: int = 0) -> dict:
-    """Run the whole E-ViLM demo (see the module docstring); prints tables and writes ``results.json``."""
+def run_evilm_demo(output_dir: str = "runs/demo_evilm", num_videos: int | None = None, seed: int = 0,
+                   epochs: dict[str, float] | None = None) -> dict:
+    """Run the whole E-ViLM demo (see the module docstring); prints tables and writes ``results.json``.
+
+    ``epochs`` overrides entries of :data:`DEMO_EPOCHS` (``tokenizer``, ``pretrain``, ``qa``, ``retrieval``).
+    """
+    epochs = {**DEMO_EPOCHS, **(epochs or {})}
     from transformers import AutoTokenizer, pipeline
 
     from ..data import load_corpus
@@ -253,21 +258,23 @@ def run_evilm_demo(output_dir: str = "runs/demo_evilm", num_videos: int | None =
     results["vocabulary"] = {"size": len(vocabulary.kept_ids), "minilm_size": 30522}
 
     print(f"[2/5] training the semantic VQ tokenizer ({DEMO_CODEBOOK} codes)")
-    video_tokenizer, results["tokenizer"] = train_tokenizer(corpus_root, output_dir, vocabulary.tokenizer, seed)
+    video_tokenizer, results["tokenizer"] = train_tokenizer(corpus_root, output_dir, vocabulary.tokenizer, seed,
+                                                            epochs["tokenizer"])  # fmt: skip
     print(f"  codebook utilization on the test split: {results['tokenizer']['codebook_utilization_test']:.1%}")
 
     print("[3/5] pre-training E-ViLM: MLM + VTM + MVM, and the same run without MVM")
     folders = {}
     for name, mvm in (("evilm_pretrain", True), ("evilm_pretrain_no_mvm", False)):
         folders[name], results[name] = pretrain(corpus_root, output_dir, text_source, vocabulary, video_tokenizer,
-                                                name, mvm, seed)  # fmt: skip
+                                                name, mvm, seed, epochs["pretrain"])  # fmt: skip
 
     print("[4/5] fine-tuning QA (from both pre-trainings) and retrieval")
     qa_model, processor, results["qa"] = finetune_qa(corpus_root, output_dir, folders["evilm_pretrain"], "evilm_qa",
-                                                     seed)  # fmt: skip
+                                                     seed, epochs["qa"])  # fmt: skip
     _, _, results["qa_no_mvm"] = finetune_qa(corpus_root, output_dir, folders["evilm_pretrain_no_mvm"],
-                                             "evilm_qa_no_mvm", seed)  # fmt: skip
-    results["retrieval"] = finetune_retrieval(corpus_root, output_dir, folders["evilm_pretrain"], seed)
+                                             "evilm_qa_no_mvm", seed, epochs["qa"])  # fmt: skip
+    results["retrieval"] = finetune_retrieval(corpus_root, output_dir, folders["evilm_pretrain"], seed,
+                                              epochs["retrieval"])  # fmt: skip
 
     print("[5/5] saving the QA model, reloading it with AutoModel, answering with the pipeline")
     qa_dir = os.path.join(output_dir, "evilm_qa")

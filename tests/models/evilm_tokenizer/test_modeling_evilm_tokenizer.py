@@ -159,7 +159,7 @@ def test_dead_codes_restart_at_encoder_outputs():
     # codes nobody picks decay below the threshold and move onto outputs of the batch; the codes in use stay
     one_cluster = F.normalize(torch.ones(64, 4) + 0.01 * torch.randn(64, 4), dim=-1)
     in_use = quantizer(one_cluster).indices.unique()
-    for _ in range(10):
+    for _ in range(30):
         quantizer(one_cluster)
     distance = torch.cdist(F.normalize(quantizer.codebook.detach(), dim=-1), one_cluster).min(dim=1).values
     moved = torch.ones(16, dtype=torch.bool)

@@ -90,14 +90,14 @@ class EvilmVectorQuantizer(nn.Module):
         self.register_buffer("codes_from_data", torch.tensor(False))
 
     @torch.no_grad()
-    def _restart_dead_codes(self, embeddings: torch.Tensor, indices: torch.Tensor) -> None:
+    def _restart_dead_codes(self, embeddings: torch.Tensor) -> None:
+        # Runs before the look-up (never between a forward and its backward, which read the codebook), with the
+        # usage of the previous batches.
         pool = embeddings.reshape(-1, embeddings.shape[-1])
         if not bool(self.codes_from_data):
             dead = torch.arange(self.codebook.shape[0], device=pool.device)
             self.codes_from_data.fill_(True)
         else:
-            counts = torch.bincount(indices.reshape(-1), minlength=self.codebook.shape[0]).to(self.code_usage.dtype)
-            self.code_usage.mul_(0.9).add_(counts, alpha=0.1)
             dead = torch.nonzero(self.code_usage < self.dead_code_threshold).squeeze(1)
         if dead.numel():
             picks = torch.randint(0, pool.shape[0], (dead.numel(),), device=pool.device)
@@ -109,6 +109,9 @@ class EvilmVectorQuantizer(nn.Module):
 
     def forward(self, embeddings: torch.Tensor) -> EvilmVectorQuantizerOutput:
         embeddings = F.normalize(embeddings, dim=-1)
+        restarts = self.training and self.dead_code_threshold > 0
+        if restarts:
+            self._restart_dead_codes(embeddings.detach())
         codebook = self.normalized_codebook()
         # ||e - c||^2 = 2 - 2 e.c for unit vectors: the argmin distance is the argmax similarity.
         indices = (embeddings.detach() @ codebook.detach().t()).argmax(dim=-1)
@@ -116,8 +119,10 @@ class EvilmVectorQuantizer(nn.Module):
         loss_codebook = (embeddings.detach() - codes).pow(2).sum(-1).mean()
         loss_commitment = (embeddings - codes.detach()).pow(2).sum(-1).mean()
         quantized = embeddings + (codes - embeddings).detach()
-        if self.training and self.dead_code_threshold > 0:
-            self._restart_dead_codes(embeddings.detach(), indices)
+        if restarts:
+            with torch.no_grad():
+                counts = torch.bincount(indices.reshape(-1), minlength=codebook.shape[0]).to(self.code_usage.dtype)
+                self.code_usage.mul_(0.9).add_(counts, alpha=0.1)
         return EvilmVectorQuantizerOutput(
             quantized=quantized,
             indices=indices,
