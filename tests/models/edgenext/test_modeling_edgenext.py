@@ -124,3 +124,18 @@ def test_auto_classes_round_trip_bit_for_bit(tmp_path):
     with torch.no_grad():
         assert torch.equal(model(pixels).logits, again(pixels).logits)
     assert type(AutoModel.from_pretrained(tmp_path)) is EdgeNextModel
+
+
+from tests.models.test_modeling_common import ModelTesterMixin  # noqa: E402
+
+
+class TestEdgeNextModels(ModelTesterMixin):
+    all_model_classes = (EdgeNextModel, EdgeNextForImageClassification)
+    remote_code_classes = (EdgeNextForImageClassification,)
+
+    def prepare_config_and_inputs(self, model_class):
+        pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+        inputs = {"pixel_values": pixels}
+        if model_class is EdgeNextForImageClassification:
+            inputs["labels"] = torch.tensor([0, 2])
+        return EdgeNextConfig(**TINY, num_labels=3), inputs

@@ -319,3 +319,32 @@ def test_an_attached_tokenizer_tags_the_regions_online_and_is_not_saved(tmp_path
     assert online == model(**{**inputs, "video_code_ids": codes}).loss_mvm
     model.save_pretrained(tmp_path)
     assert not any("tokenizer" in key for key in model.state_dict())
+
+
+from tests.models.test_modeling_common import ModelTesterMixin  # noqa: E402
+
+_VIDEO_ONLY = {"evilm.text_model", "evilm.text_projection", "evilm.layers", "evilm.norm", "evilm.cls_token",
+               "evilm.token_type_embeddings"}  # fmt: skip
+
+
+class TestEvilmModels(ModelTesterMixin):
+    all_model_classes = (EvilmModel, EvilmForPreTraining, EvilmForVideoQuestionAnswering, EvilmForVideoTextRetrieval,
+                         EvilmForVideoClassification)  # fmt: skip
+    remote_code_classes = (EvilmModel, EvilmForPreTraining)
+    parameters_without_gradient = {EvilmForVideoClassification: _VIDEO_ONLY}
+
+    def prepare_config_and_inputs(self, model_class):
+        inputs = _inputs()
+        base = {k: inputs[k] for k in ("pixel_values", "input_ids", "attention_mask")}
+        if model_class is EvilmForPreTraining:
+            return _config(), inputs
+        if model_class is EvilmForVideoQuestionAnswering:
+            return _config(), {**base, "labels": torch.tensor([0, 2, 1])}
+        if model_class is EvilmForVideoClassification:
+            return _config(), {"pixel_values": inputs["pixel_values"], "labels": torch.tensor([0, 3, 1])}
+        return _config(), base
+
+    def loss_weights(self, config, model_class):
+        if model_class is EvilmForPreTraining:
+            return {"mlm": config.mlm_weight, "vtm": config.vtm_weight, "mvm": config.mvm_weight}
+        return None

@@ -170,3 +170,17 @@ def test_dead_codes_restart_at_encoder_outputs():
     before = still.codebook.detach().clone()
     still(embeddings)
     assert torch.equal(still.codebook.detach(), before)
+
+
+from tests.models.test_modeling_common import ModelTesterMixin  # noqa: E402
+
+
+class TestEvilmTokenizerModels(ModelTesterMixin):
+    all_model_classes = (EvilmVideoTokenizer,)
+
+    def prepare_config_and_inputs(self, model_class):
+        pixels, labels = _inputs()
+        return _config(), {"pixel_values": pixels, "labels": labels}
+
+    def loss_weights(self, config, model_class):
+        return {"token": 1.0, "codebook": config.codebook_weight, "commitment": config.commitment_weight}

@@ -56,6 +56,7 @@ class EvilmForPreTrainingOutput(ModelOutput):
             inputs are missing).
         mlm_logits (`torch.FloatTensor` of shape `(B, L, V)`), mvm_logits (`(B, T * N, codebook_size)`),
         vtm_logits (`(2B, 2)`: B matched pairs, then B mismatched ones).
+        hidden_states, attentions (*optional*): the decoder's, over the masked inputs (see `EvilmModelOutput`).
     """
 
     loss: torch.FloatTensor | None = None
@@ -65,6 +66,8 @@ class EvilmForPreTrainingOutput(ModelOutput):
     mlm_logits: torch.FloatTensor | None = None
     mvm_logits: torch.FloatTensor | None = None
     vtm_logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -73,10 +76,13 @@ class EvilmForVideoQuestionAnsweringOutput(ModelOutput):
     Args:
         loss (`torch.FloatTensor`, *optional*): cross-entropy over `config.answer_list`, given `labels`.
         logits (`torch.FloatTensor` of shape `(B, len(answer_list))`).
+        hidden_states, attentions (*optional*): the decoder's (see `EvilmModelOutput`).
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -87,6 +93,7 @@ class EvilmForVideoTextRetrievalOutput(ModelOutput):
         loss_vtc, loss_vtm (`torch.FloatTensor`, *optional*).
         logits_per_text (`torch.FloatTensor` of shape `(B, B)`): scaled dot products of the unimodal embeddings.
         text_embeds, video_embeds (`torch.FloatTensor` of shape `(B, D)`): l2-normalized unimodal embeddings.
+        text_hidden_states, text_attentions (*optional*): the language encoder's (retrieval never fuses the pair).
     """
 
     loss: torch.FloatTensor | None = None
@@ -95,6 +102,8 @@ class EvilmForVideoTextRetrievalOutput(ModelOutput):
     logits_per_text: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
     video_embeds: torch.FloatTensor | None = None
+    text_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    text_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -102,10 +111,13 @@ class EvilmForVideoClassificationOutput(ModelOutput):
     """
     Args:
         loss (`torch.FloatTensor`, *optional*), logits (`torch.FloatTensor` of shape `(B, num_labels)`).
+        hidden_states, attentions (*optional*): the video encoder's (EdgeNeXt stages and channel attentions).
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------- pieces
@@ -230,6 +242,14 @@ class EvilmModel(EvilmPreTrainedModel):
         hidden = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return self.text_projection(hidden)
 
+    def _flags(self, output_attentions: bool | None, output_hidden_states: bool | None) -> dict[str, bool]:
+        return {
+            "output_attentions": bool(self.config.output_attentions if output_attentions is None else output_attentions),
+            "output_hidden_states": bool(
+                self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+            ),
+        }
+
     def fuse(
         self,
         video_tokens: torch.Tensor,
@@ -282,10 +302,7 @@ class EvilmModel(EvilmPreTrainedModel):
             self.encode_video(pixel_values, bool_masked_pos),
             self.encode_text(input_ids, attention_mask),
             attention_mask,
-            output_attentions=bool(output_attentions if output_attentions is not None else self.config.output_attentions),
-            output_hidden_states=bool(
-                output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-            ),
+            **self._flags(output_attentions, output_hidden_states),
         )
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
@@ -344,6 +361,8 @@ class EvilmForPreTraining(EvilmPreTrainedModel):
         mlm_labels: torch.Tensor | None = None,
         bool_masked_pos: torch.Tensor | None = None,
         video_code_ids: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> EvilmForPreTrainingOutput | tuple:
@@ -357,6 +376,8 @@ class EvilmForPreTraining(EvilmPreTrainedModel):
         """
         config, terms = self.config, {}
         mlm_logits = mvm_logits = vtm_logits = None
+        flags = self.evilm._flags(output_attentions, output_hidden_states)
+        recorded = None
         if video_code_ids is None and bool_masked_pos is not None and self.__dict__.get("_video_tokenizer"):
             video_code_ids = self._tag_regions(pixel_values)
         text_length = input_ids.shape[1]
@@ -369,8 +390,9 @@ class EvilmForPreTraining(EvilmPreTrainedModel):
         video = self.evilm.encode_video(pixel_values, bool_masked_pos if want_mvm else None)
         if want_mlm or want_mvm:
             masked_text = mlm_input_ids if (want_mlm and mlm_input_ids is not None) else input_ids
-            masked = self.evilm.fuse(video, self.evilm.encode_text(masked_text, attention_mask),
-                                     attention_mask).last_hidden_state  # fmt: skip
+            recorded = self.evilm.fuse(video, self.evilm.encode_text(masked_text, attention_mask), attention_mask,
+                                       **flags)  # fmt: skip
+            masked = recorded.last_hidden_state
             if want_mlm:
                 mlm_logits = self.mlm_head(masked[:, 1 : 1 + text_length])
                 terms["mlm"] = self.mlm_loss(mlm_logits, mlm_labels)
@@ -381,7 +403,9 @@ class EvilmForPreTraining(EvilmPreTrainedModel):
         if want_vtm:
             text = self.evilm.encode_text(input_ids, attention_mask)
             shift = lambda x: None if x is None else x.roll(1, dims=0)  # noqa: E731  (sample i gets text i-1)
-            pos = self.evilm.fuse(video, text, attention_mask).pooler_output
+            fused = self.evilm.fuse(video, text, attention_mask, **(flags if recorded is None else {}))
+            recorded = recorded if recorded is not None else fused
+            pos = fused.pooler_output
             neg = self.evilm.fuse(video, shift(text), shift(attention_mask)).pooler_output
             vtm_logits = self.vtm_head(torch.cat([pos, neg]))
             terms["vtm"] = self.vtm_loss(vtm_logits[: len(pos)], vtm_logits[len(pos) :])
@@ -396,6 +420,8 @@ class EvilmForPreTraining(EvilmPreTrainedModel):
             mlm_logits=mlm_logits,
             mvm_logits=mvm_logits,
             vtm_logits=vtm_logits,
+            hidden_states=None if recorded is None else recorded.hidden_states,
+            attentions=None if recorded is None else recorded.attentions,
         )
         return output if (return_dict if return_dict is not None else config.return_dict) else output.to_tuple()
 
@@ -430,14 +456,18 @@ class EvilmForVideoQuestionAnswering(EvilmPreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> EvilmForVideoQuestionAnsweringOutput | tuple:
         r"""labels (`torch.LongTensor` of shape `(B,)`, *optional*): index of the answer in `config.answer_list`."""
-        pooled = self.evilm(pixel_values, input_ids, attention_mask).pooler_output
-        logits = self.qa_head(pooled)
+        fused = self.evilm(pixel_values, input_ids, attention_mask, output_attentions=output_attentions,
+                           output_hidden_states=output_hidden_states, return_dict=True)  # fmt: skip
+        logits = self.qa_head(fused.pooler_output)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
-        output = EvilmForVideoQuestionAnsweringOutput(loss=loss, logits=logits)
+        output = EvilmForVideoQuestionAnsweringOutput(loss=loss, logits=logits, hidden_states=fused.hidden_states,
+                                                      attentions=fused.attentions)  # fmt: skip
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
@@ -498,11 +528,15 @@ class EvilmForVideoTextRetrieval(EvilmPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         video_ids: torch.Tensor | None = None,
         return_loss: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> EvilmForVideoTextRetrievalOutput | tuple:
         video_tokens = self.evilm.encode_video(pixel_values)
-        text_tokens = self.evilm.encode_text(input_ids, attention_mask)
+        text_output = self.evilm.text_model(input_ids=input_ids, attention_mask=attention_mask,
+                                            **self.evilm._flags(output_attentions, output_hidden_states))  # fmt: skip
+        text_tokens = self.evilm.text_projection(text_output.last_hidden_state)
         video_embeds = F.normalize(video_tokens.mean(dim=1), dim=-1)
         text_embeds = F.normalize(text_tokens[:, 0], dim=-1)
         logits_per_text = self.logit_scale.exp() * text_embeds @ video_embeds.t()
@@ -518,7 +552,9 @@ class EvilmForVideoTextRetrieval(EvilmPreTrainedModel):
                 loss = loss + loss_vtm
         output = EvilmForVideoTextRetrievalOutput(loss=loss, loss_vtc=loss_vtc, loss_vtm=loss_vtm,
                                                   logits_per_text=logits_per_text, text_embeds=text_embeds,
-                                                  video_embeds=video_embeds)  # fmt: skip
+                                                  video_embeds=video_embeds,
+                                                  text_hidden_states=text_output.hidden_states,
+                                                  text_attentions=text_output.attentions)  # fmt: skip
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
@@ -538,12 +574,19 @@ class EvilmForVideoClassification(EvilmPreTrainedModel):
         self.evilm.requires_grad_(False)
 
     def forward(
-        self, pixel_values: torch.Tensor, labels: torch.LongTensor | None = None, return_dict: bool | None = None,
-        **kwargs,
+        self, pixel_values: torch.Tensor, labels: torch.LongTensor | None = None,
+        output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+        return_dict: bool | None = None, **kwargs,
     ) -> EvilmForVideoClassificationOutput | tuple:  # fmt: skip
-        logits = self.classifier(self.evilm.encode_video(pixel_values).mean(dim=1))
+        batch, frames = pixel_values.shape[:2]
+        vision = self.evilm.vision_model(pixel_values.flatten(0, 1),
+                                         **self.evilm._flags(output_attentions, output_hidden_states))  # fmt: skip
+        grid = vision.last_hidden_state
+        tokens = grid.flatten(2).transpose(1, 2).reshape(batch, -1, grid.shape[1])
+        logits = self.classifier(self.evilm.video_projection(tokens).mean(dim=1))
         loss = F.cross_entropy(logits, labels) if labels is not None else None
-        output = EvilmForVideoClassificationOutput(loss=loss, logits=logits)
+        output = EvilmForVideoClassificationOutput(loss=loss, logits=logits, hidden_states=vision.hidden_states,
+                                                   attentions=vision.attentions)  # fmt: skip
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 

@@ -58,6 +58,7 @@ class EvilmVideoTokenizerOutput(ModelOutput):
         logits (`torch.FloatTensor` of shape `(B, vocab_size)`): word logits of the head (Eq. 5).
         codebook_indices (`torch.LongTensor` of shape `(B, T, N)`): the code of every region of every frame.
         codebook_utilization (`torch.FloatTensor`): fraction of the codebook used by this batch.
+        hidden_states, attentions (*optional*): the CLIP encoder's, over the `B * T` frames.
     """
 
     loss: torch.FloatTensor | None = None
@@ -67,6 +68,8 @@ class EvilmVideoTokenizerOutput(ModelOutput):
     logits: torch.FloatTensor | None = None
     codebook_indices: torch.LongTensor | None = None
     codebook_utilization: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------- quantizer
@@ -217,14 +220,18 @@ class EvilmVideoTokenizer(EvilmTokenizerPreTrainedModel):
         model.encoder.load_state_dict(clip.state_dict())
         return model
 
-    def encode(self, pixel_values: torch.Tensor) -> EvilmVectorQuantizerOutput:
-        """`(B, T, C, H, W)` frames -> the quantizer's output over `(B, T, N)` regions (the ViT's patch tokens)."""
+    def encode(self, pixel_values: torch.Tensor, **encoder_kwargs) -> EvilmVectorQuantizerOutput:
+        """`(B, T, C, H, W)` frames -> the quantizer's output over `(B, T, N)` regions (the ViT's patch tokens).
+        `encoder_kwargs` (`output_hidden_states`, `output_attentions`) go to the CLIP encoder, whose output is kept
+        as `self._last_encoder_output` for the caller."""
         if pixel_values.ndim != 5:
             raise ValueError(
                 f"EvilmVideoTokenizer: pixel_values must be (B, T, C, H, W), got shape {tuple(pixel_values.shape)}."
             )
         batch, frames = pixel_values.shape[:2]
-        tokens = self.encoder(pixel_values.flatten(0, 1)).last_hidden_state
+        encoded = self.encoder(pixel_values.flatten(0, 1), **encoder_kwargs)
+        self.__dict__["_last_encoder_output"] = encoded
+        tokens = encoded.last_hidden_state
         patches = self.encoder.post_layernorm(tokens[:, 1:])  # CLIP's final norm, on the patch tokens ([CLS] dropped)
         embeddings = self.quant_projection(patches).reshape(batch, frames, patches.shape[1], -1)
         return self.quantizer(embeddings)
@@ -238,6 +245,8 @@ class EvilmVideoTokenizer(EvilmTokenizerPreTrainedModel):
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> EvilmVideoTokenizerOutput | tuple:
@@ -245,7 +254,10 @@ class EvilmVideoTokenizer(EvilmTokenizerPreTrainedModel):
         labels (`torch.FloatTensor` of shape `(B, vocab_size)`, *optional*): multi-hot caption words (see
             :func:`caption_word_targets`); with them the output holds `L_SVQ` (Eq. 7).
         """
-        quantized = self.encode(pixel_values)
+        flags = {k: v for k, v in (("output_attentions", output_attentions),
+                                   ("output_hidden_states", output_hidden_states)) if v is not None}  # fmt: skip
+        quantized = self.encode(pixel_values, **flags)
+        encoded = self.__dict__.pop("_last_encoder_output")
         batch, frames, regions, _ = quantized.quantized.shape
         if frames * regions > self.decoder_position_embeddings.shape[0]:
             raise ValueError(
@@ -273,6 +285,8 @@ class EvilmVideoTokenizer(EvilmTokenizerPreTrainedModel):
             logits=logits,
             codebook_indices=quantized.indices,
             codebook_utilization=codebook_utilization(quantized.indices, self.config.codebook_size),
+            hidden_states=encoded.hidden_states,
+            attentions=encoded.attentions,
         )
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
