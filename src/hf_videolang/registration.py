@@ -12,12 +12,23 @@ def _register_models() -> None:
     from transformers import (
         AutoConfig,
         AutoModel,
+        AutoModelForImageClassification,
         AutoModelForPreTraining,
         AutoModelForVideoClassification,
         AutoModelForVisualQuestionAnswering,
         AutoProcessor,
     )
 
+    from .models.edgenext import EdgeNextConfig, EdgeNextForImageClassification, EdgeNextModel
+    from .models.evilm import (
+        EvilmConfig,
+        EvilmForPreTraining,
+        EvilmForVideoClassification,
+        EvilmForVideoQuestionAnswering,
+        EvilmModel,
+        EvilmProcessor,
+    )
+    from .models.evilm_tokenizer import EvilmTokenizerConfig, EvilmVideoTokenizer
     from .models.mac import MacConfig, MacForVideoTextRetrieval, MacModel, MacProcessor, MacVisionConfig, MacVisionModel
     from .models.umt import (
         UmtConfig,
@@ -46,6 +57,20 @@ def _register_models() -> None:
     # MAC's pre-training model is its retrieval model (VTC only, MAC §3.3).
     AutoModelForPreTraining.register(MacConfig, MacForVideoTextRetrieval, exist_ok=True)
     AutoProcessor.register(MacConfig, MacProcessor, exist_ok=True)
+
+    AutoConfig.register(EdgeNextConfig.model_type, EdgeNextConfig, exist_ok=True)
+    AutoModel.register(EdgeNextConfig, EdgeNextModel, exist_ok=True)
+    AutoModelForImageClassification.register(EdgeNextConfig, EdgeNextForImageClassification, exist_ok=True)
+
+    AutoConfig.register(EvilmTokenizerConfig.model_type, EvilmTokenizerConfig, exist_ok=True)
+    AutoModel.register(EvilmTokenizerConfig, EvilmVideoTokenizer, exist_ok=True)
+
+    AutoConfig.register(EvilmConfig.model_type, EvilmConfig, exist_ok=True)
+    AutoModel.register(EvilmConfig, EvilmModel, exist_ok=True)
+    AutoModelForPreTraining.register(EvilmConfig, EvilmForPreTraining, exist_ok=True)
+    AutoModelForVideoClassification.register(EvilmConfig, EvilmForVideoClassification, exist_ok=True)
+    AutoModelForVisualQuestionAnswering.register(EvilmConfig, EvilmForVideoQuestionAnswering, exist_ok=True)
+    AutoProcessor.register(EvilmConfig, EvilmProcessor, exist_ok=True)
 
 
 def register_all() -> None:
