@@ -53,7 +53,7 @@ def _flops(fn: Callable[[], Any]) -> int:
 def _umt_stage2_forward(model: UmtModel, pixels: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     video = model.vision_model(pixels).last_hidden_state
     text = model.encode_text(ids, mask)
-    return model.fuse(text, mask, video)
+    return model.encode_multimodal(text, mask, video)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from hf_videolang.pretrained import minilm_path
+from hf_videolang.demos.minilm import minilm_path
 
 
 @pytest.fixture(scope="module")

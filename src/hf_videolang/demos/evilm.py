@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ..demo import _demo_trainer_args, _logged, _print_retrieval, check_auto_reload, write_demo_corpus, write_results
+from .common import check_auto_reload, demo_trainer_args, logged_values, print_retrieval, write_demo_corpus, write_results
 
 #: The demo's video encoder: EdgeNeXt with the xx-small widths and 2 blocks a stage (EdgeNeXt-S: 48-304, 3/3/9/3).
 DEMO_VISION = dict(depths=[2, 2, 2, 2], hidden_sizes=[24, 48, 88, 168], num_attention_heads=[4] * 4)
@@ -55,7 +55,7 @@ class _CaptionWordsCollator:
 def _trainer(model, output_dir, name, seed, epochs, learning_rate, train_set, collator):
     from ..training import VideoTextTrainer
 
-    args = _demo_trainer_args(output_dir, name, seed, epochs, learning_rate)
+    args = demo_trainer_args(output_dir, name, seed, epochs, learning_rate)
     args.logging_steps, args.logging_first_step = 5, True
     return VideoTextTrainer(model=model, args=args, train_dataset=train_set, data_collator=collator)
 
@@ -95,7 +95,7 @@ def train_tokenizer(corpus_root, output_dir, text_tokenizer, seed=0, epochs=DEMO
             rows = [test[i] for i in range(begin, min(begin + 32, len(test)))]
             codes.append(tokenizer.get_codebook_indices(eval_collator(rows)["pixel_values"]))
     tokenizer.save_pretrained(os.path.join(output_dir, "evilm_tokenizer"))
-    token_losses = _logged(trainer, "loss_token")
+    token_losses = logged_values(trainer, "loss_token")
     return tokenizer, {
         "train_seconds": round(time.perf_counter() - start, 1),
         "codebook_size": DEMO_CODEBOOK,
@@ -145,7 +145,7 @@ def pretrain(corpus_root, output_dir, text_source, vocabulary, video_tokenizer, 
     processor.save_pretrained(folder)
     summary = {"train_seconds": round(time.perf_counter() - start, 1)}
     for term in ("loss_mlm", "loss_vtm", "loss_mvm"):
-        values = _logged(trainer, term)
+        values = logged_values(trainer, term)
         if values:
             summary[f"{term}_first"], summary[f"{term}_last"] = values[0], values[-1]
     return folder, summary
@@ -232,7 +232,10 @@ def _print_qa_rows(title: str, stage: dict[str, Any]) -> None:
         print(f"  {label:<18}{stage['metrics'][key]:>10.2f}{stage['chance'][key]:>10.2f}{stage['prior'][key]:>10.2f}")
 
 
-def run_evilm_demo(output_dir: str = "runs/demo_evilm", num_videos: int | None = None, seed: int = 0,
+DEFAULT_OUTPUT_DIR = "runs/demo_evilm"
+
+
+def run_evilm_demo(output_dir: str = DEFAULT_OUTPUT_DIR, seed: int = 0, num_videos: int | None = None,
                    epochs: dict[str, float] | None = None) -> dict:
     """Run the whole E-ViLM demo (see the module docstring); prints tables and writes ``results.json``.
 
@@ -243,7 +246,7 @@ def run_evilm_demo(output_dir: str = "runs/demo_evilm", num_videos: int | None =
 
     from ..data import load_corpus
     from ..models.evilm import truncate_vocabulary
-    from ..pretrained import minilm_path
+    from .minilm import minilm_path
 
     os.makedirs(output_dir, exist_ok=True)
     results: dict[str, Any] = {"seed": seed}
@@ -290,7 +293,7 @@ def run_evilm_demo(output_dir: str = "runs/demo_evilm", num_videos: int | None =
     results["reload"] = {"auto_class": auto_class, "max_abs_diff": max_abs_diff}
     results["pipeline_example"] = {"question": example["question"], "expected": example["answer"], "answers": answers}
 
-    _print_retrieval("E-ViLM", results["retrieval"])
+    print_retrieval("E-ViLM", results["retrieval"])
     retrieval = results["retrieval"]
     for key in ("mc_accuracy", "mc_minimal_pairs_accuracy"):
         print(f"  {key:<28}{retrieval['metrics'][key]:>8.2f}  (chance {retrieval['chance'][key]:.2f})")
@@ -304,4 +307,4 @@ def run_evilm_demo(output_dir: str = "runs/demo_evilm", num_videos: int | None =
 
 run = run_evilm_demo
 
-__all__ = ["run", "run_evilm_demo"]
+__all__ = ["DEFAULT_OUTPUT_DIR", "DEMO_EPOCHS", "run", "run_evilm_demo"]
