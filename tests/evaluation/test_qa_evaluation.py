@@ -121,8 +121,9 @@ def test_answer_target_collator_adds_the_answer_tokens(colour_videos, processor,
     batch = AnswerTargetCollator(inner, max_length=4)(rows)
     assert "labels" not in batch and "video_ids" not in batch
     decoded = tiny_tokenizer.batch_decode(batch["answer_input_ids"], skip_special_tokens=False)
-    assert decoded[0].split() == ["[CLS]", "red", "[SEP]", "[PAD]"]
+    # the UMT authors tokenize `answer + " [SEP]"`: the answer ends with an explicit [SEP] before the tokenizer's
+    assert decoded[0].split() == ["[CLS]", "red", "[SEP]", "[SEP]"]
     assert decoded[1].split() == ["[CLS]", "the", "blue", "[SEP]"]  # truncated to max_length, [SEP] kept
-    assert batch["answer_attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+    assert batch["answer_attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 1]]
     with pytest.raises(ValueError, match="task='qa'"):
         AnswerTargetCollator(VideoTextCollator(processor, task="retrieval"))
