@@ -315,3 +315,38 @@ def test_a_saved_pipeline_reloads_by_task_without_remote_code(vqa, small_video, 
     processor = type(vqa.processor).from_pretrained(tmp_path)
     reloaded = pipeline("video-question-answering", model=str(tmp_path), processor=processor)
     _assert_same(reloaded(small_video[0], question=QUESTION), vqa(small_video[0], question=QUESTION))
+
+
+def test_no_model_gives_an_error_that_says_how_to_pass_one():
+    with pytest.raises(ValueError, match=r'no default model: pass one, e\.g\. pipeline\("video-question-answering"'):
+        pipeline("video-question-answering")
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_generators_stream_answers_in_order(vqa, small_video, batch_size):
+    path, frames = small_video
+    want = [vqa(path, question=QUESTION), vqa(frames, question=QUESTION), vqa(path, question="what color?")]
+    videos = (video for video in [path, frames, {"video": path, "question": "what color?"}])
+    got = vqa(videos, question=QUESTION, batch_size=batch_size, top_k=5)
+    assert not isinstance(got, list)  # an iterator: the generator is not materialized
+    got = list(got)
+    assert len(got) == 3
+    for answers, expected in zip(got, want):
+        _assert_same(answers, expected)
+    questions = (q for q in [QUESTION, "what color?"])
+    paired = list(vqa((v for v in [path, path]), question=list(questions), batch_size=batch_size))
+    _assert_same(paired[1], want[2])
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_key_dataset_inputs_work_with_batch_size(vqa, small_video, batch_size):
+    from datasets import Dataset
+    from transformers.pipelines.pt_utils import KeyDataset
+
+    path, _ = small_video
+    rows = Dataset.from_dict({"video": [path, path, path], "question": [QUESTION, "what color?", QUESTION]})
+    got = list(vqa(KeyDataset(rows, "video"), question=rows["question"], batch_size=batch_size))
+    assert len(got) == 3
+    _assert_same(got[0], vqa(path, question=QUESTION))
+    _assert_same(got[1], vqa(path, question="what color?"))
+    _assert_same(got[2], got[0])

@@ -42,13 +42,14 @@ from __future__ import annotations
 import functools
 import math
 import os
+import types
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from transformers import AutoModel, AutoModelForVisualQuestionAnswering
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
@@ -184,6 +185,38 @@ def collate_clips(items: list[dict[str, Any]], pad_token_id: int = 0) -> dict[st
     return batch
 
 
+def _pair_one(item: Any, question: str | None) -> dict[str, Any]:
+    """One streamed input: a dict passes through (``question`` fills in a missing one), a video gets ``question``."""
+    if isinstance(item, dict):
+        return item if question is None or "question" in item else {**item, "question": question}
+    return {"video": item, "question": question}
+
+
+def _pair_stream(videos: Iterator[Any], question: str | Sequence[str] | None) -> Iterator[dict[str, Any]]:
+    """Pair a generator of videos with one question, or with a list of questions (one per video, in order)."""
+    if question is None or isinstance(question, str):
+        return (_pair_one(item, question) for item in videos)
+    return (_pair_one(item, q) for item, q in zip(videos, question))
+
+
+class _PairedDataset(Dataset):
+    """A dataset of videos (or input dicts), e.g. a ``KeyDataset``, seen as a dataset of input dicts."""
+
+    def __init__(self, dataset: Dataset, question: str | Sequence[str] | None) -> None:
+        self.dataset, self.question = dataset, question
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if index >= len(self):
+            raise IndexError(index)  # iterating a map-style dataset stops here
+        question = self.question
+        if question is not None and not isinstance(question, str):
+            question = question[index]
+        return _pair_one(self.dataset[index], question)
+
+
 def _logits_of(output: Any) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output["logits"]
 
@@ -252,7 +285,15 @@ class VideoQuestionAnsweringPipeline(ChunkPipeline):
     # ------------------------------------------------------------------ arguments
 
     def __call__(self, video: Any, question: str | Sequence[str] | None = None, **kwargs: Any) -> Any:
-        """Answer ``question`` about ``video``; see the class docstring for the arguments."""
+        """Answer ``question`` about ``video``; see the class docstring for the arguments.
+
+        ``video`` may also be a generator or a ``torch.utils.data.Dataset`` (e.g. transformers' ``KeyDataset``) of
+        videos or input dicts; the answers then stream, one list per video, batched by ``batch_size``.
+        """
+        if isinstance(video, types.GeneratorType):
+            return super().__call__(_pair_stream(video, question), **kwargs)
+        if isinstance(video, Dataset):
+            return super().__call__(_PairedDataset(video, question), **kwargs)
         return super().__call__(self._pair_inputs(video, question), **kwargs)
 
     @staticmethod
@@ -495,6 +536,26 @@ class VideoQuestionAnsweringPipeline(ChunkPipeline):
         return [{"answer": answers[i], "score": s} for s, i in zip(scores.tolist(), indices.tolist())]
 
 
+class _NoDefaultModel(dict):
+    """The ``default`` entry of the task: there is no default checkpoint, so asking for one explains how to pass a
+    model instead of failing with ``KeyError: 'default'`` (transformers reads ``task["default"]["model"]`` when
+    ``pipeline()`` gets no model)."""
+
+    MESSAGE = (
+        f"The {TASK} pipeline has no default model: pass one, e.g. "
+        f'pipeline("{TASK}", model="path/to/saved_qa_model") (a folder written by save_pretrained, with its '
+        f'processor saved next to it), or pipeline("{TASK}", model=model, processor=processor).'
+    )
+
+    def __contains__(self, key: object) -> bool:
+        return key == "model" or super().__contains__(key)
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "model":
+            raise ValueError(self.MESSAGE)
+        return super().__getitem__(key)
+
+
 def register_pipeline() -> None:
     """Register :class:`VideoQuestionAnsweringPipeline` as ``"video-question-answering"``. Idempotent.
 
@@ -508,6 +569,7 @@ def register_pipeline() -> None:
         TASK,
         pipeline_class=VideoQuestionAnsweringPipeline,
         pt_model=(AutoModelForVisualQuestionAnswering, AutoModel),
+        default=_NoDefaultModel(),
         type="multimodal",
     )
 
