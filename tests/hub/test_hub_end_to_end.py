@@ -64,7 +64,7 @@ def saved_runs(tmp_path_factory, tiny_tokenizer):
     vision = dict(image_size=SIZE, patch_size=PATCH, num_frames=FRAMES, hidden_size=32, num_hidden_layers=2,
                   num_attention_heads=4, intermediate_size=64, drop_path_rate=0.0)  # fmt: skip
     torch.manual_seed(0)
-    umt = UmtForVideoQuestionAnswering(UmtConfig(vision_config=vision, text_config=text, cross_modal_config=text,
+    umt = UmtForVideoQuestionAnswering(UmtConfig(vision_config=vision, text_config=text, multimodal_config=text,
                                                  teacher_config=None, uta_loss_weight=0.0, projection_dim=16)).eval()
     umt.set_answer_list(ANSWERS, tiny_tokenizer)
     umt_processor = UmtProcessor(tiny_tokenizer, image_size=SIZE, patch_size=PATCH, num_frames=FRAMES)
