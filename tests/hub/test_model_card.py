@@ -18,14 +18,14 @@ def test_card_front_matter_fields_and_deviations_without_results(name):
     assert isinstance(card, ModelCard)
     data = card.data.to_dict()
     assert data["library_name"] == "transformers"
-    assert data["pipeline_tag"] == "video-question-answering"
+    assert data["pipeline_tag"] == "visual-question-answering"  # the Hub task the source's video-question-answering maps to
     assert data["base_model"].startswith("openai/clip-vit-")
     assert "umt" in data["tags"] and data["license"] == "apache-2.0"
     assert "model-index" not in data and "model-index" not in card.content
     assert "## Deviations" in card.text
     # The rendered README round-trips through huggingface_hub's parser.
     reparsed = ModelCard(str(card))
-    assert reparsed.data.pipeline_tag == "video-question-answering"
+    assert reparsed.data.pipeline_tag == "visual-question-answering"
 
 
 def test_model_index_and_table_only_from_given_results():

@@ -1,18 +1,25 @@
-"""Tests of `hf-videolang push` with a mocked HfApi (no network)."""
+"""Tests of `hf-videolang push` that need no Hub: refusals (one line, folder unchanged), pickle detection by content,
+and the calls made to a mocked HfApi."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
+import os
+import pickle
+import tarfile
+import zipfile
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
 import pytest
+import torch
 
-from hf_videolang import __version__
 from hf_videolang.cli import main
-from hf_videolang.hub import push as push_module
-from hf_videolang.hub.push import PushError, push_to_hub
+from hf_videolang.hub.push import PushError, find_pickle, push_to_hub
 
 
 def _saved_folder(root: Path) -> Path:
@@ -23,72 +30,163 @@ def _saved_folder(root: Path) -> Path:
     return folder
 
 
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}  # fmt: skip
+
+
+def _torch_zip(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _tar(name: str, content: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(name)
+        info.size = len(content)
+        archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=True)
+    return buffer.getvalue()
+
+
+PICKLES = {
+    "model_best.pth.tar": lambda: _torch_zip({"w": torch.zeros(2)}),  # torch.save to a .pth.tar name: a zip
+    "legacy.pth.tar": lambda: _tar("state.pkl", pickle.dumps({"w": [1.0]}, protocol=2)),  # a real tar of a pickle
+    "state.pt.gz": lambda: gzip.compress(_torch_zip({"w": torch.zeros(2)})),
+    "opt.pt.gz": lambda: gzip.compress(pickle.dumps({"step": 3}, protocol=4)),
+    "features.npy": lambda: _npy(np.array([{"a": 1}, None], dtype=object)),
+    "arrays.npz": lambda: _zip({"x.npy": _npy(np.array([{"a": 1}], dtype=object))}),
+    "notes.txt": lambda: pickle.dumps("hello", protocol=5),
+}
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", sorted(PICKLES))
+def test_pickles_are_found_by_content_whatever_their_name(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(PICKLES[name]())
+    assert find_pickle(path) is not None
+
+
+@pytest.mark.parametrize("content", [
+    b"", b'{"a": 1}\n', b"\x80\x00 not a pickle header", _npy(np.arange(4, dtype=np.float32)),
+    _zip({"x.npy": _npy(np.zeros(3))}), gzip.compress(b"plain text"),
+])  # fmt: skip
+def test_safe_files_are_not_pickles(tmp_path, content):
+    (tmp_path / "f.bin").write_bytes(content)
+    assert find_pickle(tmp_path / "f.bin") is None
+
+
+def _refused(capsys, folder: Path, *extra: str) -> str:
+    before = _digest(folder)
+    code = main(["push", str(folder), "--repo-id", "org/tiny", "--card", "umt-b16",
+                 "--record-dir", str(folder.parent / "records"), *extra])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("hf-videolang push: error: ") and "Traceback" not in err, err
+    assert _digest(folder) == before and not (folder / "README.md").exists()
+    assert not (folder.parent / "records").exists()
+    return err
+
+
+@pytest.mark.parametrize("name", ["model_best.pth.tar", "state.pt.gz", "features.npy"])
+def test_cli_refuses_a_pickle_with_an_innocent_name_in_one_line(tmp_path, capsys, name):
+    folder = _saved_folder(tmp_path)
+    (folder / "extra").mkdir()
+    (folder / "extra" / name).write_bytes(PICKLES[name]())
+    err = _refused(capsys, folder)
+    assert f"extra/{name} holds a pickle" in err
+
+
+def test_cli_refuses_a_symlink_out_of_the_folder_in_one_line(tmp_path, capsys):
+    folder = _saved_folder(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for upload\n")
+    os.symlink(secret, folder / "notes.txt")
+    err = _refused(capsys, folder)
+    assert "notes.txt is a symlink to" in err and "outside the folder" in err
+
+
+def test_cli_refuses_a_folder_without_weights_or_config_in_one_line(tmp_path, capsys):
+    folder = _saved_folder(tmp_path)
+    (folder / "model.safetensors").unlink()
+    assert "has no weights (model.safetensors)" in _refused(capsys, folder)
+    (folder / "config.json").unlink()
+    assert "has no config.json" in _refused(capsys, folder)
+    assert "is not a folder" in _refused_missing(capsys, tmp_path / "missing")
+
+
+def _refused_missing(capsys, folder: Path) -> str:
+    assert main(["push", str(folder), "--repo-id", "org/tiny", "--card", "umt-b16"]) == 2
+    return capsys.readouterr().err
+
+
+def test_symlink_inside_the_folder_is_uploaded_as_a_copy(tmp_path):
+    folder = _saved_folder(tmp_path)
+    os.symlink(folder / "config.json", folder / "config_copy.json")
+    api = _fake_api()
+    record = push_to_hub(folder, "org/tiny", card="umt-b16", api=api, record_dir=tmp_path / "records")
+    assert "config_copy.json" in {f["path"] for f in record["files"]}
+
+
 def _fake_api() -> mock.MagicMock:
     api = mock.MagicMock()
-    api.create_repo.return_value = "https://hub.example/org/tiny-umt"
-    api.upload_folder.return_value = mock.Mock(commit_url="https://hub.example/org/tiny-umt/commit/abc123",
-                                               oid="abc123")  # fmt: skip
+    api.endpoint = "https://hub.example"
+    api.create_repo.return_value = "https://hub.example/org/tiny"
+    api.upload_folder.side_effect = _capture_upload
     return api
 
 
-def test_cli_push_renders_card_calls_hfapi_at_endpoint_and_writes_record(tmp_path, monkeypatch):
+def _capture_upload(**kwargs):
+    # The staging copy disappears after the push: remember what it held.
+    staged = Path(kwargs["folder_path"])
+    _capture_upload.files = {p.relative_to(staged).as_posix(): p.read_bytes() for p in staged.rglob("*") if p.is_file()}
+    return mock.Mock(commit_url="https://hub.example/org/tiny/commit/abc123", oid="abc123")
+
+
+def test_push_uploads_a_staging_copy_with_code_and_card_and_records_it(tmp_path):
     folder = _saved_folder(tmp_path)
+    before = _digest(folder)
     api = _fake_api()
-    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example")
-    with mock.patch.object(push_module, "HfApi", return_value=api) as hf_api:
-        code = main(["push", str(folder), "--repo-id", "org/tiny-umt", "--card", "umt-b16", "--private",
-                     "--revision", "v1", "--record-dir", str(tmp_path / "records")])  # fmt: skip
-    assert code == 0
-    hf_api.assert_called_once_with(endpoint="https://hub.example", token=None)
-    api.create_repo.assert_called_once_with("org/tiny-umt", private=True, exist_ok=True, repo_type="model")
-    api.create_branch.assert_called_once_with("org/tiny-umt", branch="v1", exist_ok=True, repo_type="model")
-    kwargs = api.upload_folder.call_args.kwargs
-    assert kwargs["repo_id"] == "org/tiny-umt" and kwargs["folder_path"] == str(folder) and kwargs["revision"] == "v1"
-
-    readme = (folder / "README.md").read_text()
-    assert readme.startswith("---\n") and "## Deviations" in readme and "library_name: transformers" in readme
-
-    (record_path,) = (tmp_path / "records").glob("org--tiny-umt-*.json")
-    record = json.loads(record_path.read_text())
-    assert record["repo_id"] == "org/tiny-umt" and record["commit_oid"] == "abc123"
-    assert record["endpoint"] == "https://hub.example" and record["revision"] == "v1"
-    assert record["card"] == "umt-b16" and record["package_version"] == __version__
-    files = {f["path"]: f["sha256"] for f in record["files"]}
-    assert set(files) == {"README.md", "config.json", "model.safetensors"}
-    assert files["model.safetensors"] == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    record = push_to_hub(folder, "org/tiny", card="umt-b16", api=api, revision="v1", private=True,
+                         record_dir=tmp_path / "records")  # fmt: skip
+    assert _digest(folder) == before  # README rendered in the staging copy only
+    api.create_repo.assert_called_once_with("org/tiny", private=True, exist_ok=True, repo_type="model")
+    api.create_branch.assert_called_once_with("org/tiny", branch="v1", exist_ok=True, repo_type="model")
+    files = _capture_upload.files
+    assert {"README.md", "config.json", "model.safetensors", "modeling_umt.py", "configuration_umt.py"} <= set(files)
+    assert files["model.safetensors"] == (folder / "model.safetensors").read_bytes()
+    config = json.loads(files["config.json"])
+    assert config["auto_map"]["AutoModel"] == "modeling_umt.UmtModel"
+    assert "video-question-answering" in config["custom_pipelines"]
+    readme = files["README.md"].decode()
+    assert "pipeline_tag: visual-question-answering" in readme and '"org/tiny"' in readme
+    assert "model-index" not in readme  # no results.json beside the folder: no numbers
+    saved = json.loads(Path(record["record_path"]).read_text())
+    assert saved["endpoint"] == "https://hub.example" and saved["commit_oid"] == "abc123" and saved["revision"] == "v1"
+    assert {f["path"] for f in saved["files"]} == set(files)
 
 
-def test_existing_readme_is_kept_and_main_is_default(tmp_path):
-    folder = _saved_folder(tmp_path)
-    (folder / "README.md").write_text("my own card\n")
-    api = _fake_api()
-    record = push_to_hub(folder, "org/tiny-umt", api=api, record_dir=tmp_path / "records")
-    assert (folder / "README.md").read_text() == "my own card\n"
-    api.create_branch.assert_not_called()
-    assert api.upload_folder.call_args.kwargs["revision"] is None and record["revision"] == "main"
-    assert record["card"] is None and Path(record["record_path"]).is_file()
-
-
-@pytest.mark.parametrize("name", ["pytorch_model.bin", "optimizer.pt", "sub/state.pkl"])
-def test_folder_with_pickle_file_is_refused_before_any_call(tmp_path, name):
-    folder = _saved_folder(tmp_path)
-    (folder / name).parent.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_bytes(b"\x80\x04")
-    api = _fake_api()
-    with pytest.raises(PushError, match=rf"pickle-based files \['{name}'\]"):
-        push_to_hub(folder, "org/tiny-umt", card="umt-b16", api=api, record_dir=tmp_path / "records")
-    api.create_repo.assert_not_called()
-    assert not (tmp_path / "records").exists()
-
-
-def test_invalid_folders_and_repo_ids_are_refused(tmp_path):
+def test_an_existing_readme_is_kept_and_a_card_is_needed_otherwise(tmp_path):
     folder = _saved_folder(tmp_path)
     with pytest.raises(PushError, match="no README.md; pass a card"):
-        push_to_hub(folder, "org/tiny-umt", api=_fake_api(), record_dir=tmp_path / "r")
+        push_to_hub(folder, "org/tiny", api=_fake_api(), record_dir=tmp_path / "r")
     with pytest.raises(PushError, match="repo id must be 'org/name'"):
-        push_to_hub(folder, "tiny-umt", api=_fake_api(), record_dir=tmp_path / "r")
-    (folder / "model.safetensors").unlink()
-    with pytest.raises(PushError, match="has no model.safetensors"):
-        push_to_hub(folder, "org/tiny-umt", card="umt-b16", api=_fake_api(), record_dir=tmp_path / "r")
-    with pytest.raises(PushError, match="is not a folder"):
-        push_to_hub(tmp_path / "missing", "org/tiny-umt", api=_fake_api(), record_dir=tmp_path / "r")
+        push_to_hub(folder, "tiny", api=_fake_api(), record_dir=tmp_path / "r")
+    (folder / "README.md").write_text("my own card\n")
+    record = push_to_hub(folder, "org/tiny", api=_fake_api(), record_dir=tmp_path / "r")
+    assert _capture_upload.files["README.md"] == b"my own card\n" and record["card"] is None

@@ -87,10 +87,11 @@ def _numpy_object_array(head: bytes) -> bool:
     stream = io.BytesIO(head)
     try:
         version = np.lib.format.read_magic(stream)
-        header = np.lib.format._read_array_header(stream, version, max_header_size=1 << 20)
-    except (ValueError, OSError):
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        _, _, dtype = read(stream, max_header_size=1 << 20)
+    except (ValueError, OSError, SyntaxError):
         return True  # unreadable header: refuse rather than guess
-    return bool(np.dtype(header[2]).hasobject)
+    return bool(dtype.hasobject)
 
 
 def _pickle_in_bytes(data: bytes, name: str, depth: int = 0) -> str | None:
