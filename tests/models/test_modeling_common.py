@@ -162,8 +162,8 @@ class ModelTesterMixin:
             results = []
             for checkpointing in (False, True):
                 model = self._build(model_class, config).train()
-                if checkpointing:
-                    model.gradient_checkpointing_enable()
+                if checkpointing:  # transformers 5.x renames gradient_checkpointing_enable (deprecated, v6)
+                    getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
                 torch.manual_seed(1)
                 output = self._forward(model, inputs)
                 loss = output.loss if getattr(output, "loss", None) is not None else _first_tensor(output)[1].mean()
