@@ -8,8 +8,9 @@ import re
 import pytest
 import torch
 
-from hf_videolang.models.umt import UmtConfig, UmtForPreTraining
+from hf_videolang.models.umt import UmtConfig, UmtForPreTraining, UmtForVideoClassification
 from hf_videolang.models.umt.convert_umt_original_to_hf import (
+    ConversionReport,
     convert_checkpoint,
     interpolate_position_table,
     load_original_state_dict,
@@ -209,27 +210,42 @@ def test_single_modality_checkpoint_round_trips_and_cli_saves(tmp_path):
         assert torch.equal(reloaded.state_dict()[key], value), key
 
 
-def test_unexpected_key_fails_naming_it():
+def test_unexpected_key_is_ignored_and_reported_by_name():
     original = _to_original(_random_model(stage=1).state_dict(), "single")
     original["encoder.blocks.0.attn.mystery_scale"] = torch.ones(3)
-    with pytest.raises(ValueError, match=r"encoder\.blocks\.0\.attn\.mystery_scale"):
-        convert_checkpoint(original, kind="single", config=_config(1))
+    report = ConversionReport("single")
+    convert_checkpoint(original, kind="single", config=_config(1), report=report)
+    assert "encoder.blocks.0.attn.mystery_scale" in report.ignored
+    assert "encoder.blocks.0.attn.mystery_scale" in str(report)
 
 
-def test_missing_key_fails_naming_it():
+def test_checkpoint_without_heads_converts_and_the_report_lists_them():
     original = _to_original(_random_model(stage=2).state_dict(), "multi")
-    del original["vision_encoder.encoder.blocks.1.mlp.fc2.bias"]
-    with pytest.raises(ValueError, match=r"umt\.vision_model\.blocks\.1\.mlp\.fc2\.bias"):
-        convert_checkpoint(original, kind="multi", config=_config(2))
+    for key in [k for k in original if k.startswith(("vision_proj.", "text_proj.", "itm_head."))]:
+        del original[key]  # as the authors' b16_25m (their issue #26)
+    report = ConversionReport("multi")
+    convert_checkpoint(original, kind="multi", config=_config(2), report=report)
+    assert set(report.missing) == {"vision_projection", "text_projection", "vtm_head"}
+    assert report.missing["vtm_head"] == ["vtm_head.bias", "vtm_head.weight"]
+    assert "student" in report.found and "text_encoder" in report.found
+    assert "heads missing" in str(report) and "umt.vision_projection.weight" in str(report)
 
 
-def test_wrong_shapes_and_finetuned_checkpoints_are_rejected():
+def test_wrong_shapes_are_rejected_and_finetuned_classifiers_convert():
     original = _to_original(_random_model(stage=1).state_dict(), "single")
     with pytest.raises(ValueError, match="shape mismatches"):
         convert_checkpoint(original, kind="single", config=_config(1, intermediate_size=48))
-    finetuned = {"patch_embed.proj.weight": torch.zeros(1), "fc_norm.weight": torch.zeros(1), "head.weight": torch.zeros(1)}
-    with pytest.raises(ValueError, match="fine-tuned classifier"):
-        convert_checkpoint(finetuned, kind="single", config=_config(1))
+    vision = {k[len("encoder."):]: v for k, v in original.items() if k.startswith("encoder.") and "norm." != k[8:13]}
+    vision = {k: v for k, v in vision.items() if not k.startswith("norm.")}
+    vision.update({"fc_norm.weight": torch.randn(32), "fc_norm.bias": torch.randn(32),
+                   "head.weight": torch.randn(5, 32), "head.bias": torch.randn(5)})  # fmt: skip
+    config = _config(1, use_final_norm=False).with_overrides(num_labels=5)
+    report = ConversionReport("classification")
+    model = convert_checkpoint(vision, kind="classification", config=config, report=report)
+    assert isinstance(model, UmtForVideoClassification) and not report.ignored
+    assert torch.equal(model.classifier.weight, vision["head.weight"])
+    assert torch.equal(model.umt.vision_model.pool_norm.weight, vision["fc_norm.weight"])
+    assert isinstance(model.umt.vision_model.norm, torch.nn.Identity)
 
 
 def test_learnable_positions_are_interpolated_in_time():

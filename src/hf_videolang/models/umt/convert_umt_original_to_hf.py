@@ -27,11 +27,18 @@ Two kinds of checkpoints are supported (key names read from OpenGVLab/unmasked_t
 
 where ``F`` is the number of text-encoder layers (the authors' ``fusion_layer``).
 
-Missing and unexpected keys are checked against exact allow-lists (:data:`ALLOWED_MISSING`,
-:data:`ALLOWED_UNEXPECTED`); anything else stops the conversion with a message listing the keys.
+``classification`` -- ``single_modality/models/modeling_finetune.py`` (fine-tuned classifiers) into
+:class:`UmtForVideoClassification` with ``vision_config.use_final_norm=False`` (the authors' layout: no final norm)::
 
-The authors' fine-tuned classifiers (``modeling_finetune.py``: ``fc_norm`` + ``head`` and *no* final ``norm``) are
-rejected: :class:`UmtVisionModel` always applies the final ``norm``, so they cannot be represented exactly.
+    patch_embed.* / blocks.N.*                      -> umt.vision_model.*  (as above)
+    fc_norm.*                                       -> umt.vision_model.pool_norm.*  (the norm after the mean)
+    head.*                                          -> classifier.*  (num_labels from its shape)
+
+The conversion never refuses a checkpoint for what it lacks or holds in excess: it returns a
+:class:`ConversionReport` of the heads found, the heads missing (left at their initialization, listed by name and
+parameter) and the original keys ignored, and prints it. The authors' released stage-2 checkpoints differ in their
+heads (b16_25m has no ``vision_proj``/``text_proj``/``itm_head``; OpenGVLab/unmasked_teacher issue #26). Only a
+shape mismatch (a wrong ``--preset``) or an untied MLM decoder stops it.
 
 Example::
 
@@ -50,11 +57,17 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from transformers.utils import logging
+
+from dataclasses import dataclass, field
 
 from .configuration_umt import UMT_PRESETS, UmtConfig
-from .modeling_umt import UmtForPreTraining
+from .modeling_umt import UmtForPreTraining, UmtForVideoClassification
+
+KINDS = ("single", "multi", "classification")
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
+logger = logging.get_logger(__name__)
 
 #: HF keys that no authors' checkpoint of that kind holds, as regular expressions (full match).
 ALLOWED_MISSING: dict[str, tuple[str, ...]] = {
@@ -63,6 +76,7 @@ ALLOWED_MISSING: dict[str, tuple[str, ...]] = {
     "single": (r"teacher\.clip\..*", r"umt\.vision_model\.pool_norm\.(weight|bias)"),
     # The MLM decoder weight is tied to the word embeddings (restored by ``tie_weights``).
     "multi": (r"mlm_head\.predictions\.decoder\.weight",),
+    "classification": (),
 }
 
 #: Original keys that carry no weights of their own, as regular expressions (full match).
@@ -74,7 +88,60 @@ ALLOWED_UNEXPECTED: dict[str, tuple[str, ...]] = {
         # Tied to the word embeddings; checked equal before being dropped (see ``_check_tied_decoder``).
         r"text_encoder\.cls\.predictions\.decoder\.weight",
     ),
+    "classification": (),
 }
+
+#: Named parts of the converted models, by parameter prefix, for the report.
+HEADS: dict[str, str] = {
+    "student": "umt.vision_model.",
+    "text_encoder": "umt.text_model.",
+    "multimodal_encoder": "umt.multimodal_encoder.",
+    "vision_projection": "umt.vision_projection.",
+    "text_projection": "umt.text_projection.",
+    "logit_scale": "umt.logit_scale",
+    "vtm_head": "vtm_head.",
+    "mlm_head": "mlm_head.",
+    "uta_head": "uta_head.",
+    "teacher": "teacher.",
+    "classifier": "classifier.",
+}
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion found, left initialized and ignored.
+
+    Attributes:
+        kind: the checkpoint kind.
+        found: heads (see :data:`HEADS`) with every parameter loaded from the checkpoint.
+        missing: head -> its parameters the checkpoint lacks, left at the model's initialization (a head can be
+            partly found: it is then listed here).
+        ignored: original key -> why it was not converted.
+    """
+
+    kind: str
+    found: list[str] = field(default_factory=list)
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    ignored: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [f"UMT conversion report ({self.kind} checkpoint)", f"  heads found: {', '.join(self.found) or 'none'}"]
+        if self.missing:
+            lines.append("  heads missing (initialized, not from the checkpoint):")
+            lines += [f"    {head}: {len(keys)} parameter(s): {', '.join(keys)}" for head, keys in self.missing.items()]
+        else:
+            lines.append("  heads missing: none")
+        if self.ignored:
+            lines.append(f"  keys ignored ({len(self.ignored)}):")
+            lines += [f"    {key}: {why}" for key, why in sorted(self.ignored.items())]
+        else:
+            lines.append("  keys ignored: none")
+        return "\n".join(lines)
+
+
+def _head_of(key: str) -> str:
+    return next((name for name, prefix in HEADS.items() if key.startswith(prefix)), key.split(".")[0])
+
 
 _NESTING_KEYS = ("model", "module", "state_dict", "model_state")
 
@@ -152,6 +219,13 @@ def _vision_rules(prefix: str) -> list[tuple[str, str]]:
 
 
 _SINGLE_RULES = _vision_rules("")
+_CLASSIFICATION_RULES = [
+    (r"(patch_embed\.proj\.(weight|bias))", r"umt.vision_model.\1"),
+    (r"(blocks\.\d+\.((norm1|norm2|attn\.proj|mlp\.fc1|mlp\.fc2)\.(weight|bias)|attn\.qkv\.weight|attn\.q_bias"
+     r"|attn\.v_bias))", r"umt.vision_model.\1"),
+    (r"fc_norm\.(weight|bias)", r"umt.vision_model.pool_norm.\1"),
+    (r"head\.(weight|bias)", r"classifier.\1"),
+]  # fmt: skip
 _MULTI_RULES = [
     *_vision_rules(r"vision_encoder\."),
     (r"vision_encoder\.(pool_norm\.(weight|bias))", r"umt.vision_model.\1"),
@@ -222,11 +296,13 @@ def map_original_key(
     Args:
         key: the original key (nesting and ``module.`` prefixes already removed).
         value: its tensor.
-        kind: ``"single"`` or ``"multi"``.
+        kind: one of :data:`KINDS`.
         num_text_layers: BERT layers of the text encoder (``config.text_config.num_hidden_layers``), multi only.
     """
     if kind == "single":
         rules = _SINGLE_RULES
+    elif kind == "classification":
+        rules = _CLASSIFICATION_RULES
     elif kind == "multi":
         rules = _MULTI_RULES
         if key == "temp":
@@ -238,7 +314,7 @@ def map_original_key(
         if mapped is not None:
             return mapped
     else:
-        raise ValueError(f"kind must be 'single' or 'multi', got {kind!r}.")
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
     for pattern, target in rules:
         if re.fullmatch(pattern, key):
             return {re.sub(pattern, target, key): value}
@@ -251,22 +327,32 @@ def map_original_key(
 def build_config(preset: str, kind: str, original: Mapping[str, torch.Tensor] | None = None, **overrides) -> UmtConfig:
     """The hf_videolang config of a preset for a checkpoint kind, adjusted to what the checkpoint holds.
 
-    ``single`` gives a stage-1 config, ``multi`` a stage-2 one. With ``original``, a learnable ``pos_embed`` switches
-    the student to learnable positions, and a teacher position table of another size sets the teacher's image size
-    (the authors' CLIP-L/14 teacher runs at 196 px and stores the table already resized).
+    ``single`` and ``classification`` give a stage-1 (video-only) config, ``multi`` a stage-2 one; ``classification``
+    also drops the final norm (``use_final_norm=False``) and the teacher, and reads ``num_labels`` from ``head``.
+    With ``original``, a learnable ``pos_embed`` switches the student to learnable positions, and a teacher position
+    table of another size sets the teacher's image size (the authors' CLIP-L/14 teacher runs at 196 px and stores
+    the table already resized).
     """
     if preset not in UMT_PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(UMT_PRESETS)}.")
-    if kind not in ("single", "multi"):
-        raise ValueError(f"kind must be 'single' or 'multi', got {kind!r}.")
-    overrides.setdefault("pretraining_stage", 1 if kind == "single" else 2)
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
+    overrides.setdefault("pretraining_stage", 2 if kind == "multi" else 1)
+    if kind == "classification":
+        vision = dict(overrides.get("vision_config") or {})
+        vision.setdefault("use_final_norm", False)
+        overrides["vision_config"] = vision
+        # A stage-1 config needs UTA > 0; a classifier has no teacher, so it is built as a fine-tuning config.
+        overrides.setdefault("uta_loss_weight", 1.0)
+        if original is not None and "head.weight" in original:
+            overrides.setdefault("num_labels", int(original["head.weight"].shape[0]))
     config = UmtConfig.from_preset(preset, **overrides)
     return adapt_config(config, kind, original) if original is not None else config
 
 
 def adapt_config(config: UmtConfig, kind: str, original: Mapping[str, torch.Tensor]) -> UmtConfig:
     """Set what the checkpoint decides: learnable student positions, the teacher's stored image size."""
-    prefix = "encoder." if kind == "single" else "vision_encoder.encoder."
+    prefix = {"single": "encoder.", "multi": "vision_encoder.encoder.", "classification": ""}[kind]
     if prefix + "pos_embed" in original:
         config.vision_config.position_embedding_type = "learnable"
     table = original.get("clip_teacher.positional_embedding")
@@ -308,15 +394,6 @@ def interpolate_position_table(table: torch.Tensor, num_frames: int, tokens_per_
 # ---------------------------------------------------------------------------------------------------- conversion
 
 
-def _reject_finetuned(original: Mapping[str, torch.Tensor], kind: str) -> None:
-    if kind == "single" and "fc_norm.weight" in original and not any(k.startswith("encoder.") for k in original):
-        raise ValueError(
-            "this is a fine-tuned classifier of the authors' modeling_finetune.py (fc_norm + head, no final norm); "
-            "UmtVisionModel always applies a final norm, so it cannot hold these weights exactly. Convert a "
-            "pre-training checkpoint (keys 'encoder.*', 'clip_decoder.*') instead."
-        )
-
-
 def _check_tied_decoder(original: Mapping[str, torch.Tensor]) -> None:
     decoder = original.get("text_encoder.cls.predictions.decoder.weight")
     embeddings = original.get("text_encoder.bert.embeddings.word_embeddings.weight")
@@ -328,24 +405,29 @@ def _check_tied_decoder(original: Mapping[str, torch.Tensor]) -> None:
 
 
 def convert_state_dict(
-    original: Mapping[str, torch.Tensor], config: UmtConfig, kind: str, origins: dict[str, str] | None = None
+    original: Mapping[str, torch.Tensor],
+    config: UmtConfig,
+    kind: str,
+    origins: dict[str, str] | None = None,
+    ignored: dict[str, str] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Rename (and where needed reshape) every original entry; raise on entries no rule or allow-list covers.
+    """Rename (and where needed reshape) every original entry.
 
-    ``origins``, when given, is filled with ``converted key -> original key``.
+    ``origins``, when given, is filled with ``converted key -> original key``; ``ignored`` with ``original key ->
+    reason`` for the entries that no rule maps (nothing is dropped silently).
     """
     origins = {} if origins is None else origins
-    _reject_finetuned(original, kind)
+    ignored = {} if ignored is None else ignored
     if kind == "multi":
         _check_tied_decoder(original)
     num_text_layers = config.text_config.num_hidden_layers if config.text_config is not None else 0
     allowed = [re.compile(pattern) for pattern in ALLOWED_UNEXPECTED[kind]]
     converted: dict[str, torch.Tensor] = {}
-    unknown: list[str] = []
     for key, value in original.items():
         if any(pattern.fullmatch(key) for pattern in allowed):
+            ignored[key] = "no weight of its own (buffer, or tied to the word embeddings)"
             continue
-        if key.endswith("encoder.pos_embed") and config.vision_config.position_embedding_type == "learnable":
+        if (key == "pos_embed" or key.endswith("encoder.pos_embed")) and config.vision_config.position_embedding_type == "learnable":
             vision = config.vision_config
             converted["umt.vision_model.pos_embed.table"] = interpolate_position_table(
                 value, vision.num_frames // vision.tubelet_size, vision.num_patches_per_frame
@@ -353,29 +435,30 @@ def convert_state_dict(
             continue
         mapped = map_original_key(key, value, kind, num_text_layers)
         if mapped is None:
-            unknown.append(key)
+            ignored[key] = f"no hf_videolang parameter for it in a {kind!r} conversion (is --kind right?)"
         else:
             converted.update(mapped)
             origins.update(dict.fromkeys(mapped, key))
-    if unknown:
-        raise ValueError(
-            f"{len(unknown)} key(s) of the {kind!r} checkpoint have no place in UmtForPreTraining: {sorted(unknown)}. "
-            "Is --kind right (single: single_modality pre-training; multi: multi_modality)?"
-        )
     return converted
 
 
 def load_converted(
-    model: UmtForPreTraining,
+    model: UmtForPreTraining | UmtForVideoClassification,
     converted: Mapping[str, torch.Tensor],
     kind: str,
     origins: Mapping[str, str] | None = None,
-) -> None:
-    """Load converted weights; raise with the exact key lists unless only allow-listed keys are missing.
+    report: ConversionReport | None = None,
+) -> ConversionReport:
+    """Load converted weights and report, head by head, what was found and what stays initialized.
 
-    ``origins`` maps converted keys to their original ones, to name both in the error message.
+    ``origins`` maps converted keys to their original ones. Converted keys with no parameter in the model (e.g. a
+    UTA head when the config has no teacher) go to ``report.ignored``.
+
+    Raises:
+        ValueError: a converted tensor has another shape than the model's parameter (is ``--preset`` right?).
     """
     origins = origins or {}
+    report = ConversionReport(kind) if report is None else report
     expected = model.state_dict()
     wrong_shape = [
         f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(expected[key].shape)}"
@@ -385,15 +468,17 @@ def load_converted(
     if wrong_shape:
         raise ValueError(f"shape mismatches (is --preset right?): {wrong_shape}")
     missing_keys, unexpected_keys = model.load_state_dict(dict(converted), strict=False)
-    unexpected_keys = [f"{key} (from {origins[key]})" if key in origins else key for key in unexpected_keys]
-    allowed = [re.compile(pattern) for pattern in ALLOWED_MISSING[kind]]
-    missing = sorted(key for key in missing_keys if not any(pattern.fullmatch(key) for pattern in allowed))
-    if missing or unexpected_keys:
-        raise ValueError(
-            f"converting a {kind!r} checkpoint left missing keys {missing} and unexpected keys "
-            f"{sorted(unexpected_keys)} (allowed missing: {list(ALLOWED_MISSING[kind])})."
-        )
+    for key in unexpected_keys:
+        report.ignored[origins.get(key, key)] = f"maps to {key}, which this {type(model).__name__} config lacks"
+    # Every missing parameter is reported, the expected ones too (ALLOWED_MISSING: a stage-1 file has no teacher and
+    # no pool_norm), except the MLM decoder weight, which `tie_weights` restores from the word embeddings.
+    missing = sorted(key for key in missing_keys if key != "mlm_head.predictions.decoder.weight")
+    for key in missing:
+        report.missing.setdefault(_head_of(key), []).append(key)
+    present = {_head_of(key) for key in expected if key in converted}
+    report.found = sorted(present - set(report.missing))
     model.tie_weights()
+    return report
 
 
 def convert_checkpoint(
@@ -402,15 +487,19 @@ def convert_checkpoint(
     kind: str = "multi",
     config: UmtConfig | None = None,
     allow_pickle: bool = False,
-) -> UmtForPreTraining:
-    """Build a :class:`UmtForPreTraining` holding an authors' checkpoint.
+    report: ConversionReport | None = None,
+) -> UmtForPreTraining | UmtForVideoClassification:
+    """Build a :class:`UmtForPreTraining` (or, for ``kind="classification"``, a :class:`UmtForVideoClassification`)
+    holding an authors' checkpoint.
 
     Args:
         original: a state dict or a checkpoint path (see :func:`load_original_state_dict`).
         preset: ``"umt-b16"`` or ``"umt-l16"``; ignored when ``config`` is given.
-        kind: ``"single"`` (single_modality pre-training, stage 1) or ``"multi"`` (multi_modality, stage 2).
+        kind: ``"single"`` (single_modality pre-training, stage 1), ``"multi"`` (multi_modality, stage 2) or
+            ``"classification"`` (single_modality fine-tuned classifier).
         config: an explicit config (adjusted to the checkpoint by :func:`adapt_config`).
         allow_pickle: see :func:`load_original_state_dict`.
+        report: a :class:`ConversionReport` to fill (heads found / missing, keys ignored); also logged.
     """
     if not isinstance(original, Mapping):
         original = load_original_state_dict(original, allow_pickle=allow_pickle)
@@ -418,12 +507,16 @@ def convert_checkpoint(
         config = build_config(preset, kind, original)
     else:
         config = adapt_config(config, kind, original)
-    expected_stage = 1 if kind == "single" else 2
+    expected_stage = 2 if kind == "multi" else 1
     if config.pretraining_stage != expected_stage:
         raise ValueError(f"a {kind!r} checkpoint needs pretraining_stage={expected_stage}, got {config.pretraining_stage}.")
-    model = UmtForPreTraining(config)
+    model_class = UmtForVideoClassification if kind == "classification" else UmtForPreTraining
+    model = model_class(config)
     origins: dict[str, str] = {}
-    load_converted(model, convert_state_dict(original, config, kind, origins), kind, origins)
+    report = ConversionReport(kind) if report is None else report
+    converted = convert_state_dict(original, config, kind, origins, report.ignored)
+    load_converted(model, converted, kind, origins, report)
+    logger.info("%s", report)
     return model.eval()
 
 
@@ -435,7 +528,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", required=True, help="the authors' .pth/.bin/.safetensors file")
     parser.add_argument("--preset", default="umt-b16", choices=sorted(UMT_PRESETS))
     parser.add_argument("--config", default=None, help="a UmtConfig directory/JSON to use instead of --preset")
-    parser.add_argument("--kind", required=True, choices=("single", "multi"))
+    parser.add_argument("--kind", required=True, choices=KINDS)
     parser.add_argument("--output", required=True, help="directory for save_pretrained")
     parser.add_argument("--frames", type=int, default=None, help="num_frames of the converted model (default: preset)")
     parser.add_argument("--clip", default=None, help="local CLIPVisionModelWithProjection to load as the teacher")
@@ -445,7 +538,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> UmtForPreTraining:
+def main(argv: Sequence[str] | None = None) -> UmtForPreTraining | UmtForVideoClassification:
     args = parse_args(argv)
     original = load_original_state_dict(args.checkpoint, allow_pickle=args.allow_pickle)
     if args.config is not None:
@@ -455,7 +548,9 @@ def main(argv: Sequence[str] | None = None) -> UmtForPreTraining:
     else:
         overrides = {"vision_config": {"num_frames": args.frames}} if args.frames is not None else {}
         config = build_config(args.preset, args.kind, **overrides)
-    model = convert_checkpoint(original, kind=args.kind, config=config)
+    report = ConversionReport(args.kind)
+    model = convert_checkpoint(original, kind=args.kind, config=config, report=report)
+    print(report)
     if args.clip is not None:
         model.load_teacher(args.clip)
     elif args.kind == "single":
