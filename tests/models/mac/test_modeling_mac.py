@@ -65,7 +65,10 @@ class TestMacModel(ModelTesterMixin):
     all_model_classes = (MacVisionModel, MacModel, MacForVideoTextRetrieval)
 
     def prepare_config_and_inputs(self, model_class):
+        # A random temporal attention: with the default zero init (Frozen-in-Time) its output weight and norm get no
+        # gradient at step 0, which would hide a temporal branch cut off from the loss.
         config = MacModelTester.config(learnable_temperature=True)
+        config.vision_config.temporal_attention_init = "random"
         inputs = MacModelTester.inputs()
         inputs["bool_masked_pos"] = MacModelTester.mask()
         if model_class is MacVisionModel:
@@ -350,3 +353,198 @@ def test_remote_code_bundle_carries_the_shared_layers(tmp_path):
     names = {path.name for path in save_with_remote_code(MacModel(MacModelTester.config()), tmp_path)}
     assert {"configuration_mac.py", "modeling_mac.py", "hfvl_layers_attention.py"} <= names
     assert not [name for name in names if "evaluation" in name or "training" in name], names
+
+
+# ---------------------------------------------------------------------------------------------------- block order
+
+
+def _reference_divided_attention(x, attention, num_heads: int, num_frames: int, axis: str) -> torch.Tensor:
+    """Frozen-in-Time's ``VarAttention.forward`` in plain torch, reading the weights of a MAC attention.
+
+    Adapted from m-bain/frozen-in-time@e1f13e1 ``model/video_transformer.py``: heads are folded into the batch,
+    the [CLS] query attends to every token, each patch query to the [CLS] key and to its group (``'b (f n) d ->
+    (b n) f d'`` in time, ``'(b f) n d'`` in space).
+    """
+    batch, tokens, dim = x.shape
+    head_dim = dim // num_heads
+    q, k, v = torch.nn.functional.linear(x, attention.qkv.weight, attention.qkv.bias).chunk(3, dim=-1)
+    q, k, v = (t.view(batch, tokens, num_heads, head_dim).transpose(1, 2).reshape(batch * num_heads, tokens, head_dim)
+               for t in (q, k, v))  # fmt: skip
+    q = q * head_dim**-0.5
+
+    def attend(query, key, value):
+        return torch.softmax(query @ key.transpose(1, 2), dim=-1) @ value
+
+    cls_out = attend(q[:, :1], k, v)
+    per_frame = (tokens - 1) // num_frames
+
+    def group(t):  # (bh, f * n, d) -> groups
+        grid = t.reshape(batch * num_heads, num_frames, per_frame, head_dim)
+        if axis == "time":
+            return grid.transpose(1, 2).reshape(-1, num_frames, head_dim)
+        return grid.reshape(-1, per_frame, head_dim)
+
+    def ungroup(t):
+        if axis == "time":
+            return t.reshape(batch * num_heads, per_frame, num_frames, head_dim).transpose(1, 2).reshape(
+                batch * num_heads, -1, head_dim)  # fmt: skip
+        return t.reshape(batch * num_heads, -1, head_dim)
+
+    qg, kg, vg = group(q[:, 1:]), group(k[:, 1:]), group(v[:, 1:])
+    repeat = qg.shape[0] // k.shape[0]
+    kg = torch.cat([k[:, :1].repeat_interleave(repeat, 0), kg], dim=1)
+    vg = torch.cat([v[:, :1].repeat_interleave(repeat, 0), vg], dim=1)
+    out = torch.cat([cls_out, ungroup(attend(qg, kg, vg))], dim=1)
+    out = out.view(batch, num_heads, tokens, head_dim).transpose(1, 2).reshape(batch, tokens, dim)
+    return attention.proj(out)
+
+
+def _reference_block(x, block, num_heads: int, num_frames: int, layout: str = "frozen-in-time") -> torch.Tensor:
+    """Frozen-in-Time's ``SpaceTimeBlock.forward`` (``layout="frozen-in-time"``): temporal attention on
+    ``norm3(x)``, spatial attention on ``norm1(x + temporal)``, and only the spatial output joins the residual
+    stream. Two wrong variants exist to show the comparison can tell them apart: ``"space-first"`` (the order
+    swapped) and ``"timesformer"`` (TimeSformer's layout, where the spatial residual adds to ``x + temporal``)."""
+    def temporal(h):
+        return _reference_divided_attention(block.temporal_norm(h), block.temporal_attn, num_heads, num_frames, "time")
+
+    def spatial(h):
+        return _reference_divided_attention(block.norm1(h), block.attn, num_heads, num_frames, "space")
+
+    if layout == "frozen-in-time":
+        x = x + spatial(x + temporal(x))
+    elif layout == "timesformer":
+        after_time = x + temporal(x)
+        x = after_time + spatial(after_time)
+    elif layout == "space-first":
+        x = x + temporal(x + spatial(x))
+    return x + block.mlp(block.norm2(x))
+
+
+def _random_block(seed: int = 0):
+    from hf_videolang.models.mac import MacSpaceTimeBlock
+
+    config = MacModelTester.config().vision_config
+    torch.manual_seed(seed)
+    block = MacSpaceTimeBlock(config, drop_path=0.0).eval()
+    with torch.no_grad():  # every weight random (norm gains around 1), so that order and layout show in the output
+        for name, parameter in block.named_parameters():
+            is_gain = "norm" in name and name.endswith("weight")
+            parameter.copy_(torch.randn_like(parameter) * 0.3 + (1.0 if is_gain else 0.0))
+    return block, config
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_block_equals_frozen_in_time_space_time_block(implementation):
+    """MAC §3.2 "first ... temporal, then ... spatial", with Frozen-in-Time's residual layout: MAC's block equals an
+    independent port of ``SpaceTimeBlock`` with the same weights; the swapped order and TimeSformer's layout do
+    not, by far, so a change of either fails here."""
+    block, config = _random_block()
+    frames, per_frame = 3, 4
+    x = torch.randn(2, 1 + frames * per_frame, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours, _ = block(x, frames, attn_implementation=implementation)
+        reference = _reference_block(x, block, config.num_attention_heads, frames)
+        swapped = _reference_block(x, block, config.num_attention_heads, frames, layout="space-first")
+        timesformer = _reference_block(x, block, config.num_attention_heads, frames, layout="timesformer")
+    assert torch.allclose(ours, reference, atol=1e-5), (ours - reference).abs().max()
+    assert (ours - swapped).abs().max() > 1e-2
+    assert (ours - timesformer).abs().max() > 1e-2
+
+
+# ---------------------------------------------------------------------------------------------------- initialization
+
+
+def test_initialization_follows_frozen_in_time():
+    """Zero temporal positions, a temporal attention that outputs zero (qkv 0, output weight 1: FiT's
+    ``time_init="zeros"``), no drop path by default; a 1-frame forward then ignores the temporal branch."""
+    assert MacVisionConfig().drop_path_rate == 0.0 and MacVisionConfig().temporal_attention_init == "zeros"
+    model = MacModel(MacModelTester.config()).vision_model.eval()
+    assert torch.equal(model.embeddings.temporal_embeddings, torch.zeros_like(model.embeddings.temporal_embeddings))
+    for block in model.blocks:
+        attention = block.temporal_attn
+        assert not attention.qkv.weight.any() and not attention.qkv.bias.any() and not attention.proj.bias.any()
+        assert torch.equal(attention.proj.weight, torch.ones_like(attention.proj.weight))
+        assert block.attn.qkv.weight.std() > 0.01  # the spatial attention stays random
+        x = torch.randn(2, 1 + FRAMES * PER_FRAME, 32)
+        with torch.no_grad():
+            assert torch.equal(attention(block.temporal_norm(x), FRAMES, "time")[0], torch.zeros_like(x))
+    random = MacModel(MacModelTester.config(vision_config=dict(
+        MacModelTester.config().vision_config.to_dict(), temporal_attention_init="random"))).vision_model
+    assert random.blocks[0].temporal_attn.qkv.weight.std() > 0.01
+
+
+def test_config_rejects_an_unknown_temporal_init():
+    with pytest.raises(ValueError, match="temporal_attention_init"):
+        MacVisionConfig(temporal_attention_init="ones")
+
+
+# ---------------------------------------------------------------------------------------------------- ViT init
+
+
+def _random_vit(seed: int = 0):
+    from transformers import ViTConfig, ViTModel
+
+    torch.manual_seed(seed)
+    config = ViTConfig(image_size=SIZE, patch_size=PATCH, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=64, layer_norm_eps=1e-6, qkv_bias=True)  # fmt: skip
+    vit = ViTModel(config).eval()
+    with torch.no_grad():  # biases and norms off their init too, so that every mapped tensor matters
+        for name, parameter in vit.named_parameters():
+            if parameter.ndim == 1:
+                parameter.add_(torch.randn_like(parameter) * 0.1)
+    return vit
+
+
+def test_vit_init_makes_a_one_frame_forward_equal_the_vit():
+    """MAC §4.3 initializes the spatial blocks from ViT-B/16; with Frozen-in-Time's zero temporal attention, a
+    1-frame MAC forward is the ViT's forward (MAC last_hidden_state vs ViTModel last_hidden_state)."""
+    vit = _random_vit()
+    model = MacModel(MacModelTester.config(vision_config=dict(MacModelTester.config().vision_config.to_dict(),
+                                                             temporal_attention_init="random")))  # fmt: skip
+    vision = model.vision_model.eval()
+    unused = vision.load_vit_weights(vit)
+    assert unused == ["pooler.dense.weight", "pooler.dense.bias"]
+    images = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = vit(pixel_values=images).last_hidden_state
+        ours = vision(images[:, None]).last_hidden_state
+        clip = vision(images[:, None].expand(-1, FRAMES, -1, -1, -1)).last_hidden_state
+    assert (ours - expected).abs().max() < 1e-5
+    # With every frame the same and the temporal branch at zero, every frame's patches equal the image's.
+    assert (clip[:, 1 + PER_FRAME:] - expected[:, 1:]).abs().max() < 1e-5
+
+
+def test_vit_init_reads_the_hub_checkpoint_layout():
+    """google/vit-base-patch16-224-in21k stores `encoder.layer.i.attention.attention.query...`; transformers 5
+    renames the keys in memory. Both layouts convert to the same MAC weights."""
+    vit = _random_vit()
+    state = vit.state_dict()
+    renames = {"attention.q_proj": "attention.attention.query", "attention.k_proj": "attention.attention.key",
+               "attention.v_proj": "attention.attention.value", "attention.o_proj": "attention.output.dense",
+               "mlp.fc1": "intermediate.dense", "mlp.fc2": "output.dense"}  # fmt: skip
+    hub = {}
+    for key, value in state.items():
+        key = key.replace("layers.", "encoder.layer.")
+        for new, old in renames.items():
+            key = key.replace(new, old)
+        hub[key] = value
+    assert "encoder.layer.0.attention.attention.query.weight" in hub
+    from hf_videolang.models.mac import convert_vit_state_dict
+
+    a, _ = convert_vit_state_dict(state)
+    b, _ = convert_vit_state_dict({f"vit.{k}": v for k, v in hub.items()})
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert a["blocks.0.attn.qkv.weight"].shape == (96, 32)
+    assert torch.equal(a["blocks.1.attn.qkv.bias"][64:], state["layers.1.attention.v_proj.bias"])
+
+
+def test_vit_init_rejects_a_vit_of_another_shape():
+    from transformers import ViTConfig, ViTModel
+
+    vit = ViTModel(ViTConfig(image_size=SIZE, patch_size=PATCH, hidden_size=32, num_hidden_layers=3,
+                             num_attention_heads=4, intermediate_size=64))  # fmt: skip
+    with pytest.raises(ValueError, match="num_hidden_layers"):
+        MacVisionModel(MacModelTester.config().vision_config).load_vit_weights(vit)
+    with pytest.raises(ValueError, match="missing"):
+        state = {k: v for k, v in _random_vit().state_dict().items() if "layers.1." not in k}
+        MacVisionModel(MacModelTester.config().vision_config).load_vit_weights(state)

@@ -20,18 +20,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial, wraps
+import os
+import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoModel, PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
@@ -39,6 +42,8 @@ from ...layers import Attention, DropPath, Mlp, PatchEmbed3d, pool_tokens
 from ...layers.attention import eager_attention_forward
 from ...losses import VideoTextContrastiveLoss
 from .configuration_mac import MacConfig, MacVisionConfig
+
+logger = logging.get_logger(__name__)
 
 AttentionAxis = Literal["time", "space"]
 
@@ -289,6 +294,11 @@ class MacSpaceTimeBlock(GradientCheckpointingLayer):
         )
         self.temporal_norm = nn.LayerNorm(dim, eps=eps)
         self.temporal_attn = attention()
+        if config.temporal_attention_init == "zeros":
+            # read by MacPreTrainedModel._init_weights, which transformers calls on each leaf module (the values of
+            # zero_init_temporal_attention)
+            self.temporal_attn.qkv.init_fill = 0.0
+            self.temporal_attn.proj.init_fill = 1.0
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = attention()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -319,6 +329,20 @@ class MacSpaceTimeBlock(GradientCheckpointingLayer):
 # ---------------------------------------------------------------------------------------------------- base class
 
 
+@torch.no_grad()
+def zero_init_temporal_attention(attention: DividedSpaceTimeAttention) -> None:
+    """Frozen-in-Time's ``VarAttention(initialize="zeros")``: qkv and the output bias at 0, the output weight at 1.
+
+    The branch then outputs exactly 0 (every value is 0), so a block starts as its image-ViT spatial part; the ones
+    (instead of zeros) let the first gradients reach the value projection.
+    """
+    attention.qkv.weight.zero_()
+    if attention.qkv.bias is not None:
+        attention.qkv.bias.zero_()
+    attention.proj.weight.fill_(1.0)
+    attention.proj.bias.zero_()
+
+
 class MacPreTrainedModel(PreTrainedModel):
     """Weight initialization and shared settings of every MAC model."""
 
@@ -333,10 +357,15 @@ class MacPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        # ViT / Frozen-in-Time: truncated normal (std 0.02) for linears, [CLS] and position tables.
+        # ViT / Frozen-in-Time: truncated normal (std 0.02) for linears, [CLS] and the spatial positions; zero
+        # temporal positions and, by default, a temporal attention that outputs zero (`temporal_attention_init`).
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Conv3d)):
-            init.trunc_normal_(module.weight, std=std)
+            fill = getattr(module, "init_fill", None)  # set by MacSpaceTimeBlock on its temporal attention
+            if fill is None:
+                init.trunc_normal_(module.weight, std=std)
+            else:
+                init.constant_(module.weight, fill)
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.LayerNorm):
@@ -345,7 +374,7 @@ class MacPreTrainedModel(PreTrainedModel):
         elif isinstance(module, MacVisionEmbeddings):
             init.trunc_normal_(module.cls_token, std=std)
             init.trunc_normal_(module.position_embeddings, std=std)
-            init.trunc_normal_(module.temporal_embeddings, std=std)
+            init.zeros_(module.temporal_embeddings)
         elif isinstance(module, MacModel):
             init.constant_(module.logit_scale, self.config.logit_scale_init_value)
 
@@ -427,6 +456,68 @@ class MacVisionModel(MacPreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.embeddings.patch_embed
 
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.embeddings.patch_embed = value
+
+    def load_vit_weights(self, source: str | PreTrainedModel | Mapping[str, torch.Tensor], **kwargs: Any) -> list[str]:
+        """Initialize the spatial part from an image ViT, as MAC does (§4.3: ViT-B/16, ImageNet-21k) after
+        Frozen-in-Time (`FrozenInTime.__init__`: `load_state_dict(vit, strict=False)`).
+
+        Patch embedding, [CLS], spatial positions, every block's spatial attention, norms and MLP and the final norm
+        come from the ViT (see :func:`convert_vit_state_dict`). The temporal parts start as in Frozen-in-Time:
+        temporal attention at zero (:func:`zero_init_temporal_attention`, whatever `temporal_attention_init` says),
+        temporal norms at identity, temporal positions at zero, so a 1-frame forward equals the ViT's.
+
+        Args:
+            source: a transformers `ViTModel` (or `ViTForImageClassification`), a state dict in its layout, or a
+                name/path for `AutoModel.from_pretrained` (e.g. `google/vit-base-patch16-224-in21k`).
+            **kwargs: passed to `from_pretrained`.
+
+        Returns:
+            The ViT keys left out (pooler, classifier).
+
+        Raises:
+            ValueError: the ViT's width, depth, heads, patch or image size differ from this config, or its weights do
+                not cover the spatial part.
+        """
+        if isinstance(source, (str, os.PathLike)):
+            source = AutoModel.from_pretrained(source, **kwargs)
+        if isinstance(source, PreTrainedModel):
+            self._check_vit_config(source.config)
+            source = source.state_dict()
+        state, unused = convert_vit_state_dict(source)
+        own = self.state_dict()
+        spatial = {k for k in own if not (".temporal_" in k or k.startswith("embeddings.temporal_"))}
+        missing = sorted(spatial - set(state))
+        extra = sorted(set(state) - spatial)
+        shapes = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
+                  if k in own and v.shape != own[k].shape]  # fmt: skip
+        if missing or extra or shapes:
+            raise ValueError(
+                f"load_vit_weights: the ViT does not fit this MacVisionConfig (missing {missing[:4]}, extra "
+                f"{extra[:4]}, shape mismatches {shapes[:3]}); match hidden_size, num_hidden_layers, patch_size and "
+                "image_size to the ViT's."
+            )
+        self.load_state_dict(state, strict=False)
+        with torch.no_grad():
+            self.embeddings.temporal_embeddings.zero_()
+            for block in self.blocks:
+                zero_init_temporal_attention(block.temporal_attn)
+                block.temporal_norm.reset_parameters()
+        return unused
+
+    def _check_vit_config(self, vit_config: PretrainedConfig) -> None:
+        vit_config = getattr(vit_config, "vision_config", vit_config)
+        names = ("hidden_size", "num_hidden_layers", "num_attention_heads", "patch_size", "image_size", "num_channels")
+        differ = {n: (getattr(vit_config, n), getattr(self.config, n)) for n in names
+                  if hasattr(vit_config, n) and getattr(vit_config, n) != getattr(self.config, n)}  # fmt: skip
+        if differ:
+            raise ValueError(f"load_vit_weights: ViT config differs from this MacVisionConfig (ViT, MAC): {differ}.")
+        for name in ("layer_norm_eps", "hidden_act", "qkv_bias"):
+            theirs, ours = getattr(vit_config, name, None), getattr(self.config, name)
+            if theirs is not None and theirs != ours:
+                logger.warning(f"load_vit_weights: the ViT's {name}={theirs!r} differs from MAC's {ours!r}.")
+
     @_temporal_attentions_follow_attentions
     @capture_outputs(tie_last_hidden_states=False)
     def forward(
@@ -463,6 +554,78 @@ class MacVisionModel(MacPreTrainedModel):
             )
         last_hidden_state = self.norm(hidden_states)
         return MacVisionModelOutput(last_hidden_state=last_hidden_state, pooler_output=last_hidden_state[:, 0])
+
+
+# ---------------------------------------------------------------------------------------------------- ViT init
+
+# transformers' ViTModel keys -> MAC keys, for both the layout of Hub checkpoints (google/vit-base-patch16-224-in21k:
+# `encoder.layer.i.attention.attention.query`) and the one of transformers >= 5 in memory (`layers.i.attention.q_proj`).
+# `{q,k,v}` are fused into MAC's `qkv` afterwards.
+_VIT_KEY_RULES: tuple[tuple[re.Pattern, str], ...] = tuple(
+    (re.compile(pattern), target)
+    for pattern, target in (
+        (r"embeddings\.cls_token", "embeddings.cls_token"),
+        (r"embeddings\.position_embeddings", "embeddings.position_embeddings"),
+        (r"embeddings\.patch_embeddings\.projection\.(weight|bias)", r"embeddings.patch_embed.proj.\1"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.query|q_proj)\.(weight|bias)", r"blocks.\1.attn.q.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.key|k_proj)\.(weight|bias)", r"blocks.\1.attn.k.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.value|v_proj)\.(weight|bias)", r"blocks.\1.attn.v.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:output\.dense|o_proj)\.(weight|bias)", r"blocks.\1.attn.proj.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.layernorm_before\.(weight|bias)", r"blocks.\1.norm1.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.layernorm_after\.(weight|bias)", r"blocks.\1.norm2.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.(?:intermediate\.dense|mlp\.fc1)\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.(?:output\.dense|mlp\.fc2)\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
+        (r"layernorm\.(weight|bias)", r"norm.\1"),
+    )
+)
+#: ViT keys with no counterpart in MAC's encoder: the pooler and an image-classification head.
+_VIT_UNUSED = re.compile(r"(pooler|classifier)\..*")
+
+
+def convert_vit_state_dict(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """transformers' `ViTModel` weights -> the spatial part of a `MacVisionModel` state dict (MAC §4.3).
+
+    Patch embedding (a `Conv2d` becomes a 1-frame `Conv3d`), [CLS], spatial positions, and per block the attention
+    (query/key/value fused into `qkv`), `norm1`, `norm2`, the MLP; the final norm. A `vit.` prefix
+    (`ViTForImageClassification`) is stripped.
+
+    Returns:
+        The converted tensors and the ViT keys left out (pooler, classifier).
+
+    Raises:
+        ValueError: a key is not part of the ViT layout, or a block lacks one of query/key/value.
+    """
+    converted: dict[str, torch.Tensor] = {}
+    unused, unknown = [], []
+    for key, value in state_dict.items():
+        name = key.removeprefix("vit.")
+        if _VIT_UNUSED.fullmatch(name):
+            unused.append(key)
+            continue
+        for pattern, target in _VIT_KEY_RULES:
+            if pattern.fullmatch(name):
+                converted[pattern.sub(target, name)] = value
+                break
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ValueError(f"convert_vit_state_dict: keys outside transformers' ViTModel layout: {unknown[:5]}.")
+    out = {}
+    for name, value in converted.items():
+        block, _, rest = name.partition(".attn.")
+        if rest[:2] in ("q.", "k.", "v."):
+            if rest.startswith("q."):
+                parts = [converted.get(f"{block}.attn.{p}.{rest[2:]}") for p in "qkv"]
+                if any(part is None for part in parts):
+                    raise ValueError(f"convert_vit_state_dict: {block} lacks one of query/key/value {rest[2:]}.")
+                out[f"{block}.attn.qkv.{rest[2:]}"] = torch.cat(parts, dim=0)
+            continue
+        if name == "embeddings.position_embeddings":
+            value = value.reshape(-1, value.shape[-1])  # (1, 1 + N, D) -> (1 + N, D)
+        elif name == "embeddings.patch_embed.proj.weight":
+            value = value.unsqueeze(2)  # (D, C, P, P) -> (D, C, 1, P, P)
+        out[name] = value
+    return out, unused
 
 
 # ---------------------------------------------------------------------------------------------------- dual encoder
@@ -678,6 +841,8 @@ __all__ = [
     "MacSpaceTimeBlock",
     "MacVisionModel",
     "MacVisionModelOutput",
+    "convert_vit_state_dict",
     "resize_temporal_embeddings",
     "visible_patch_grid",
+    "zero_init_temporal_attention",
 ]
