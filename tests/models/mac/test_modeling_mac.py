@@ -548,3 +548,27 @@ def test_vit_init_rejects_a_vit_of_another_shape():
     with pytest.raises(ValueError, match="missing"):
         state = {k: v for k, v in _random_vit().state_dict().items() if "layers.1." not in k}
         MacVisionModel(MacModelTester.config().vision_config).load_vit_weights(state)
+
+
+def test_pretraining_script_initializes_the_video_encoder_from_a_saved_vit(tmp_path):
+    """`mac_pretrain.py --vision_init_name_or_path` goes through `load_vit_weights` (a folder, as from the Hub)."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    scripts = str(Path(__file__).resolve().parents[3] / "training_scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    script = importlib.import_module("mac_pretrain")
+    vit = _random_vit()
+    vit.save_pretrained(tmp_path / "vit")
+    MacModelTester.config().save_pretrained(tmp_path / "config")
+    args = script.MacModelArguments(config_name=str(tmp_path / "config"), vision_init_name_or_path=str(tmp_path / "vit"))
+    model = script.build_model(args).eval()
+    images = torch.randn(1, 3, SIZE, SIZE)
+    with torch.no_grad():
+        expected = vit(pixel_values=images).last_hidden_state
+        ours = model.mac.vision_model(images[:, None]).last_hidden_state
+    assert (ours - expected).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="vision_init_name_or_path"):
+        script.MacModelArguments(model_name_or_path=str(tmp_path), vision_init_name_or_path=str(tmp_path / "vit"))
