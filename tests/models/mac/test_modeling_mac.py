@@ -572,3 +572,29 @@ def test_pretraining_script_initializes_the_video_encoder_from_a_saved_vit(tmp_p
     assert (ours - expected).abs().max() < 1e-5
     with pytest.raises(ValueError, match="vision_init_name_or_path"):
         script.MacModelArguments(model_name_or_path=str(tmp_path), vision_init_name_or_path=str(tmp_path / "vit"))
+
+
+def test_a_plain_trainer_trains_the_retrieval_model_with_the_package_collator(tmp_path, tiny_tokenizer):
+    """Issue 10 item 1: the loss comes out of `forward`, so `transformers.Trainer` needs nothing of hf-videolang
+    besides the collator (masked videos and whole-word-masked captions, as in pre-training)."""
+    from transformers import Trainer, TrainingArguments
+
+    from hf_videolang.data import load_corpus, make_corpus
+    from hf_videolang.models.mac import MacProcessor
+    from hf_videolang.training import VideoTextCollator
+
+    make_corpus(tmp_path / "corpus", num_videos=8, num_frames=4, size=SIZE)
+    config = MacModelTester.config(text_config=dict(vocab_size=len(tiny_tokenizer), dim=32, n_layers=1, n_heads=4,
+                                                    hidden_dim=64, max_position_embeddings=32))  # fmt: skip
+    torch.manual_seed(0)
+    model = MacForVideoTextRetrieval(config)
+    before = model.mac.vision_projection.weight.detach().clone()
+    processor = MacProcessor.from_config(config, tiny_tokenizer, num_frames=FRAMES)
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=4,
+                             report_to="none", use_cpu=True, save_strategy="no", logging_steps=1,
+                             dataloader_num_workers=0, disable_tqdm=True, remove_unused_columns=False)  # fmt: skip
+    trainer = Trainer(model=model, args=args, train_dataset=load_corpus(tmp_path / "corpus", "train", "retrieval"),
+                      data_collator=VideoTextCollator(processor, task="pretrain", training=True, seed=0))  # fmt: skip
+    result = trainer.train()
+    assert math.isfinite(result.training_loss) and result.global_step == 2
+    assert not torch.equal(before, model.mac.vision_projection.weight)
