@@ -48,7 +48,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -213,11 +213,11 @@ class ModelTesterMixin:
 
     # -------------------------------------------------------------------------------- to implement
 
-    def prepare_config_and_inputs(self, model_class: type[PreTrainedModel]) -> tuple[PretrainedConfig, dict]:
+    def prepare_config_and_inputs(self, model_class: type[PreTrainedModel]) -> tuple[PreTrainedConfig, dict]:
         """A fresh tiny config and the keyword inputs of ``model_class.forward`` (labels included)."""
         raise NotImplementedError(f"{type(self).__name__} must implement prepare_config_and_inputs(model_class)")
 
-    def loss_weights(self, config: PretrainedConfig, model_class: type[PreTrainedModel]) -> dict[str, float] | None:
+    def loss_weights(self, config: PreTrainedConfig, model_class: type[PreTrainedModel]) -> dict[str, float] | None:
         """``{"loss_<name>": weight}`` of every term ``loss`` sums, or None when the class returns no loss."""
         return None
 
@@ -229,12 +229,12 @@ class ModelTesterMixin:
             assert classes, f"{type(self).__name__}.all_model_classes is empty"
             metafunc.parametrize("model_class", classes, ids=[cls.__name__ for cls in classes])
 
-    def _config_and_inputs(self, model_class: type[PreTrainedModel]) -> tuple[PretrainedConfig, dict]:
+    def _config_and_inputs(self, model_class: type[PreTrainedModel]) -> tuple[PreTrainedConfig, dict]:
         config, inputs = self.prepare_config_and_inputs(model_class)
         return copy.deepcopy(config), dict(inputs)
 
     @staticmethod
-    def _build(model_class: type[PreTrainedModel], config: PretrainedConfig, seed: int = 0, **kwargs) -> PreTrainedModel:
+    def _build(model_class: type[PreTrainedModel], config: PreTrainedConfig, seed: int = 0, **kwargs) -> PreTrainedModel:
         torch.manual_seed(seed)
         if kwargs:
             return model_class._from_config(copy.deepcopy(config), **kwargs)

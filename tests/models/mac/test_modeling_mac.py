@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from transformers import AutoModel, AutoModelForPreTraining, BertConfig, DistilBertConfig
+from transformers import AutoModel, AutoModelForPreTraining, BertConfig, DistilBertConfig, ViTConfig, ViTModel
 
 from hf_videolang.hub.remote_code import save_with_remote_code
 from hf_videolang.models.mac import (
@@ -14,8 +14,10 @@ from hf_videolang.models.mac import (
     MacConfig,
     MacForVideoTextRetrieval,
     MacModel,
+    MacSpaceTimeBlock,
     MacVisionConfig,
     MacVisionModel,
+    convert_vit_state_dict,
     resize_temporal_embeddings,
 )
 from hf_videolang.video.masking import RandomMasker
@@ -421,8 +423,6 @@ def _reference_block(x, block, num_heads: int, num_frames: int, layout: str = "f
 
 
 def _random_block(seed: int = 0):
-    from hf_videolang.models.mac import MacSpaceTimeBlock
-
     config = MacModelTester.config().vision_config
     torch.manual_seed(seed)
     block = MacSpaceTimeBlock(config, drop_path=0.0).eval()
@@ -482,8 +482,6 @@ def test_config_rejects_an_unknown_temporal_init():
 
 
 def _random_vit(seed: int = 0):
-    from transformers import ViTConfig, ViTModel
-
     torch.manual_seed(seed)
     config = ViTConfig(image_size=SIZE, patch_size=PATCH, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                        intermediate_size=64, layer_norm_eps=1e-6, qkv_bias=True)  # fmt: skip
@@ -529,8 +527,6 @@ def test_vit_init_reads_the_hub_checkpoint_layout():
             key = key.replace(new, old)
         hub[key] = value
     assert "encoder.layer.0.attention.attention.query.weight" in hub
-    from hf_videolang.models.mac import convert_vit_state_dict
-
     a, _ = convert_vit_state_dict(state)
     b, _ = convert_vit_state_dict({f"vit.{k}": v for k, v in hub.items()})
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -539,8 +535,6 @@ def test_vit_init_reads_the_hub_checkpoint_layout():
 
 
 def test_vit_init_rejects_a_vit_of_another_shape():
-    from transformers import ViTConfig, ViTModel
-
     vit = ViTModel(ViTConfig(image_size=SIZE, patch_size=PATCH, hidden_size=32, num_hidden_layers=3,
                              num_attention_heads=4, intermediate_size=64))  # fmt: skip
     with pytest.raises(ValueError, match="num_hidden_layers"):

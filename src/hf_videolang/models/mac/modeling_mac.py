@@ -18,17 +18,17 @@ output is added to the residual stream. Written from scratch on the shared layer
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import partial, wraps
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial, wraps
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModel, PretrainedConfig, PreTrainedModel
+from transformers import AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -506,7 +506,7 @@ class MacVisionModel(MacPreTrainedModel):
                 block.temporal_norm.reset_parameters()
         return unused
 
-    def _check_vit_config(self, vit_config: PretrainedConfig) -> None:
+    def _check_vit_config(self, vit_config: PreTrainedConfig) -> None:
         vit_config = getattr(vit_config, "vision_config", vit_config)
         names = ("hidden_size", "num_hidden_layers", "num_attention_heads", "patch_size", "image_size", "num_channels")
         differ = {n: (getattr(vit_config, n), getattr(self.config, n)) for n in names
