@@ -62,6 +62,11 @@ class MacModelArguments:
     tokenizer_name: str | None = field(
         default=None, metadata={"help": "Tokenizer (default: the checkpoint's, else the text encoder's)."}
     )
+    vision_init_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Image ViT (transformers ViTModel layout) for the spatial blocks of a new model, §4.3 "
+                  "(google/vit-base-patch16-224-in21k in the paper); temporal attention starts at zero."},
+    )
 
     def __post_init__(self) -> None:
         if self.phase not in PHASE_FRAMES:
@@ -70,6 +75,9 @@ class MacModelArguments:
             raise ValueError("MacModelArguments: pass --model_name_or_path or --config_name/--preset, not both.")
         if self.config_name is not None and self.preset is not None:
             raise ValueError("MacModelArguments: pass --config_name or --preset, not both.")
+        if self.model_name_or_path is not None and self.vision_init_name_or_path is not None:
+            raise ValueError("MacModelArguments: --vision_init_name_or_path initializes a new model; it cannot be "
+                             "combined with --model_name_or_path.")
 
 
 def build_model(model_args: MacModelArguments) -> MacForVideoTextRetrieval:
@@ -84,6 +92,8 @@ def build_model(model_args: MacModelArguments) -> MacForVideoTextRetrieval:
     model = MacForVideoTextRetrieval(config)
     if model_args.text_encoder_name_or_path is not None:
         model.mac.load_text_encoder(model_args.text_encoder_name_or_path)
+    if model_args.vision_init_name_or_path is not None:
+        model.mac.vision_model.load_vit_weights(model_args.vision_init_name_or_path)
     return model
 
 

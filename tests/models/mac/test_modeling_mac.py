@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
-from safetensors.torch import save_file
-from transformers import AutoModel, AutoModelForPreTraining, BertConfig, DistilBertConfig
+from transformers import AutoModel, AutoModelForPreTraining, BertConfig, DistilBertConfig, ViTConfig, ViTModel
 
 from hf_videolang.hub.remote_code import save_with_remote_code
 from hf_videolang.models.mac import (
@@ -19,10 +14,14 @@ from hf_videolang.models.mac import (
     MacConfig,
     MacForVideoTextRetrieval,
     MacModel,
+    MacSpaceTimeBlock,
     MacVisionConfig,
+    MacVisionModel,
+    convert_vit_state_dict,
     resize_temporal_embeddings,
 )
 from hf_videolang.video.masking import RandomMasker
+from models.test_modeling_common import ModelTesterMixin
 
 BATCH, FRAMES, SIZE, PATCH = 3, 2, 32, 8
 GRID = SIZE // PATCH  # 4x4 patches per frame
@@ -59,6 +58,31 @@ class MacModelTester:
     @staticmethod
     def mask(ratio: float = 0.6, seed: int = 0, frames: int = FRAMES) -> torch.Tensor:
         return RandomMasker(frames, GRID, ratio)(BATCH, generator=torch.Generator().manual_seed(seed))
+
+
+class TestMacModel(ModelTesterMixin):
+    """The shared checks (gradients, save/load, SDPA, checkpointing, outputs, remote code, compile) on every MAC
+    class, on masked videos and whole-word-masked captions as the collator gives them in pre-training."""
+
+    all_model_classes = (MacVisionModel, MacModel, MacForVideoTextRetrieval)
+
+    def prepare_config_and_inputs(self, model_class):
+        # A random temporal attention: with the default zero init (Frozen-in-Time) its output weight and norm get no
+        # gradient at step 0, which would hide a temporal branch cut off from the loss.
+        config = MacModelTester.config(learnable_temperature=True)
+        config.vision_config.temporal_attention_init = "random"
+        inputs = MacModelTester.inputs()
+        inputs["bool_masked_pos"] = MacModelTester.mask()
+        if model_class is MacVisionModel:
+            return config.vision_config, dict(pixel_values=inputs["pixel_values"],
+                                              bool_masked_pos=inputs["bool_masked_pos"])  # fmt: skip
+        if model_class is MacForVideoTextRetrieval:
+            inputs["mlm_input_ids"] = inputs["input_ids"].masked_fill(torch.arange(TEXT_LEN) % 3 == 2, 4)
+            inputs["video_ids"] = torch.arange(BATCH)
+        return config, inputs
+
+    def loss_weights(self, config, model_class):
+        return {"loss_vtc": 1.0} if model_class is MacForVideoTextRetrieval else None
 
 
 def _model(seed: int = 0, **overrides) -> MacForVideoTextRetrieval:
@@ -245,24 +269,11 @@ def test_attention_maps_include_the_cls_key():
     with torch.no_grad():
         out = model.mac.vision_model(MacModelTester.inputs()["pixel_values"], bool_masked_pos=mask,
                                      output_attentions=True)  # fmt: skip
-    temporal, spatial = out.attentions[0]
+    assert len(out.attentions) == len(out.temporal_attentions) == 2  # one of each per block
+    temporal, spatial = out.temporal_attentions[0], out.attentions[0]
     assert temporal.shape == (BATCH * visible, 4, FRAMES, 1 + FRAMES)
     assert spatial.shape == (BATCH * FRAMES, 4, visible, 1 + visible)
     assert torch.allclose(temporal.sum(-1), torch.ones(()))
-
-
-def test_sdpa_matches_eager():
-    torch.manual_seed(0)
-    config = MacModelTester.config()
-    eager = MacForVideoTextRetrieval._from_config(config, attn_implementation="eager").eval()
-    sdpa = MacForVideoTextRetrieval._from_config(config, attn_implementation="sdpa").eval()
-    sdpa.load_state_dict(eager.state_dict())
-    inputs = MacModelTester.inputs()
-    with torch.no_grad():
-        a = eager(**inputs, bool_masked_pos=MacModelTester.mask())
-        b = sdpa(**inputs, bool_masked_pos=MacModelTester.mask())
-    assert torch.allclose(a.video_embeds, b.video_embeds, atol=1e-5)
-    assert torch.allclose(a.loss, b.loss, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------------- loss
@@ -313,45 +324,18 @@ def test_mean_text_pooling_ignores_padding():
     assert pooled.item() == pytest.approx(2.0)
 
 
-def test_every_trainable_parameter_gets_a_gradient():
-    model = _model(learnable_temperature=True).train()
-    out = model(**MacModelTester.inputs(), bool_masked_pos=MacModelTester.mask())
-    out.loss.backward()
-    missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
-    assert missing == []
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
-    assert not _model().mac.logit_scale.requires_grad  # fixed temperature by default (Frozen-in-Time)
-
-
-def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
-    inputs = dict(MacModelTester.inputs(), bool_masked_pos=MacModelTester.mask())
-    plain, checkpointed = _model().train(), _model().train()
-    checkpointed.activation_checkpointing_enable()
-    assert checkpointed.mac.vision_model.blocks[0].gradient_checkpointing
-    a, b = plain(**inputs), checkpointed(**inputs)
-    a.loss.backward()
-    b.loss.backward()
-    assert torch.allclose(a.loss, b.loss)
-    weight = "mac.vision_model.blocks.0.temporal_attn.qkv.weight"
-    grads = {name: p.grad for name, p in checkpointed.named_parameters()}
-    assert torch.allclose(dict(plain.named_parameters())[weight].grad, grads[weight], atol=1e-6)
+def test_temperature_is_fixed_by_default():
+    assert not _model().mac.logit_scale.requires_grad  # Frozen-in-Time; the mixin's gradient check trains it
+    assert _model(learnable_temperature=True).mac.logit_scale.requires_grad
 
 
 # ---------------------------------------------------------------------------------------------------- saving
 
 
-def test_save_load_round_trip_is_bit_exact(tmp_path):
+def test_auto_classes_load_a_saved_retrieval_model(tmp_path):
     model = _model()
     model.save_pretrained(tmp_path)
-    reloaded = MacForVideoTextRetrieval.from_pretrained(tmp_path).eval()
-    original, loaded = model.state_dict(), reloaded.state_dict()
-    assert original.keys() == loaded.keys()
-    assert all(torch.equal(original[k], loaded[k]) for k in original)
-    inputs = MacModelTester.inputs()
-    with torch.no_grad():
-        a, b = model(**inputs), reloaded(**inputs)
-    assert torch.equal(a.video_embeds, b.video_embeds) and torch.equal(a.loss, b.loss)
-
+    original = model.state_dict()
     auto = AutoModel.from_pretrained(tmp_path)
     assert type(auto) is MacModel
     assert all(torch.equal(v, original[f"mac.{k}"]) for k, v in auto.state_dict().items())
@@ -366,51 +350,245 @@ def test_text_encoder_loads_pretrained_weights():
     assert all(torch.equal(v, source.state_dict()[k]) for k, v in model.mac.text_model.state_dict().items())
 
 
-_LOADER = textwrap.dedent(
-    """
-    import sys
-
-    class _Block:
-        def find_spec(self, name, path=None, target=None):
-            if name == "hf_videolang" or name.startswith("hf_videolang."):
-                raise ImportError(name)
-
-    sys.meta_path.insert(0, _Block())
-    import torch
-    from safetensors.torch import load_file
-    from transformers import AutoModel
-
-    torch.set_num_threads(1)
-    model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
-    data = load_file(sys.argv[1] + "/expected.safetensors")
-    with torch.no_grad():
-        out = model(pixel_values=data["pixel_values"], input_ids=data["input_ids"],
-                    attention_mask=data["attention_mask"])
-    assert torch.equal(out.video_embeds, data["video_embeds"]), "video_embeds"
-    assert type(model).__name__ == "MacModel" and type(model).__module__.startswith("transformers_modules")
-    print("LOADED")
-    """
-)
-
-
-def test_saved_mac_loads_with_trust_remote_code_without_hf_videolang(tmp_path):
-    torch.manual_seed(0)
-    model = MacModel(MacModelTester.config()).eval()
-    inputs = MacModelTester.inputs()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            out = model(**inputs)
-    finally:
-        torch.set_num_threads(threads)
-    folder = tmp_path / "mac"
-    names = {path.name for path in save_with_remote_code(model, folder)}
+def test_remote_code_bundle_carries_the_shared_layers(tmp_path):
+    """The fresh-process load itself is the mixin's check; here, which files the bundle holds."""
+    names = {path.name for path in save_with_remote_code(MacModel(MacModelTester.config()), tmp_path)}
     assert {"configuration_mac.py", "modeling_mac.py", "hfvl_layers_attention.py"} <= names
-    save_file({**inputs, "video_embeds": out.video_embeds.contiguous()}, str(folder / "expected.safetensors"))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, "-c", _LOADER, str(folder)], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "LOADED" in result.stdout
+    assert not [name for name in names if "evaluation" in name or "training" in name], names
+
+
+# ---------------------------------------------------------------------------------------------------- block order
+
+
+def _reference_divided_attention(x, attention, num_heads: int, num_frames: int, axis: str) -> torch.Tensor:
+    """Frozen-in-Time's ``VarAttention.forward`` in plain torch, reading the weights of a MAC attention.
+
+    Adapted from m-bain/frozen-in-time@e1f13e1 ``model/video_transformer.py``: heads are folded into the batch,
+    the [CLS] query attends to every token, each patch query to the [CLS] key and to its group (``'b (f n) d ->
+    (b n) f d'`` in time, ``'(b f) n d'`` in space).
+    """
+    batch, tokens, dim = x.shape
+    head_dim = dim // num_heads
+    q, k, v = torch.nn.functional.linear(x, attention.qkv.weight, attention.qkv.bias).chunk(3, dim=-1)
+    q, k, v = (t.view(batch, tokens, num_heads, head_dim).transpose(1, 2).reshape(batch * num_heads, tokens, head_dim)
+               for t in (q, k, v))  # fmt: skip
+    q = q * head_dim**-0.5
+
+    def attend(query, key, value):
+        return torch.softmax(query @ key.transpose(1, 2), dim=-1) @ value
+
+    cls_out = attend(q[:, :1], k, v)
+    per_frame = (tokens - 1) // num_frames
+
+    def group(t):  # (bh, f * n, d) -> groups
+        grid = t.reshape(batch * num_heads, num_frames, per_frame, head_dim)
+        if axis == "time":
+            return grid.transpose(1, 2).reshape(-1, num_frames, head_dim)
+        return grid.reshape(-1, per_frame, head_dim)
+
+    def ungroup(t):
+        if axis == "time":
+            return t.reshape(batch * num_heads, per_frame, num_frames, head_dim).transpose(1, 2).reshape(
+                batch * num_heads, -1, head_dim)  # fmt: skip
+        return t.reshape(batch * num_heads, -1, head_dim)
+
+    qg, kg, vg = group(q[:, 1:]), group(k[:, 1:]), group(v[:, 1:])
+    repeat = qg.shape[0] // k.shape[0]
+    kg = torch.cat([k[:, :1].repeat_interleave(repeat, 0), kg], dim=1)
+    vg = torch.cat([v[:, :1].repeat_interleave(repeat, 0), vg], dim=1)
+    out = torch.cat([cls_out, ungroup(attend(qg, kg, vg))], dim=1)
+    out = out.view(batch, num_heads, tokens, head_dim).transpose(1, 2).reshape(batch, tokens, dim)
+    return attention.proj(out)
+
+
+def _reference_block(x, block, num_heads: int, num_frames: int, layout: str = "frozen-in-time") -> torch.Tensor:
+    """Frozen-in-Time's ``SpaceTimeBlock.forward`` (``layout="frozen-in-time"``): temporal attention on
+    ``norm3(x)``, spatial attention on ``norm1(x + temporal)``, and only the spatial output joins the residual
+    stream. Two wrong variants exist to show the comparison can tell them apart: ``"space-first"`` (the order
+    swapped) and ``"timesformer"`` (TimeSformer's layout, where the spatial residual adds to ``x + temporal``)."""
+    def temporal(h):
+        return _reference_divided_attention(block.temporal_norm(h), block.temporal_attn, num_heads, num_frames, "time")
+
+    def spatial(h):
+        return _reference_divided_attention(block.norm1(h), block.attn, num_heads, num_frames, "space")
+
+    if layout == "frozen-in-time":
+        x = x + spatial(x + temporal(x))
+    elif layout == "timesformer":
+        after_time = x + temporal(x)
+        x = after_time + spatial(after_time)
+    elif layout == "space-first":
+        x = x + temporal(x + spatial(x))
+    return x + block.mlp(block.norm2(x))
+
+
+def _random_block(seed: int = 0):
+    config = MacModelTester.config().vision_config
+    torch.manual_seed(seed)
+    block = MacSpaceTimeBlock(config, drop_path=0.0).eval()
+    with torch.no_grad():  # every weight random (norm gains around 1), so that order and layout show in the output
+        for name, parameter in block.named_parameters():
+            is_gain = "norm" in name and name.endswith("weight")
+            parameter.copy_(torch.randn_like(parameter) * 0.3 + (1.0 if is_gain else 0.0))
+    return block, config
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_block_equals_frozen_in_time_space_time_block(implementation):
+    """MAC §3.2 "first ... temporal, then ... spatial", with Frozen-in-Time's residual layout: MAC's block equals an
+    independent port of ``SpaceTimeBlock`` with the same weights; the swapped order and TimeSformer's layout do
+    not, by far, so a change of either fails here."""
+    block, config = _random_block()
+    frames, per_frame = 3, 4
+    x = torch.randn(2, 1 + frames * per_frame, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours, _ = block(x, frames, attn_implementation=implementation)
+        reference = _reference_block(x, block, config.num_attention_heads, frames)
+        swapped = _reference_block(x, block, config.num_attention_heads, frames, layout="space-first")
+        timesformer = _reference_block(x, block, config.num_attention_heads, frames, layout="timesformer")
+    assert torch.allclose(ours, reference, atol=1e-5), (ours - reference).abs().max()
+    assert (ours - swapped).abs().max() > 1e-2
+    assert (ours - timesformer).abs().max() > 1e-2
+
+
+# ---------------------------------------------------------------------------------------------------- initialization
+
+
+def test_initialization_follows_frozen_in_time():
+    """Zero temporal positions, a temporal attention that outputs zero (qkv 0, output weight 1: FiT's
+    ``time_init="zeros"``), no drop path by default; a 1-frame forward then ignores the temporal branch."""
+    assert MacVisionConfig().drop_path_rate == 0.0 and MacVisionConfig().temporal_attention_init == "zeros"
+    model = MacModel(MacModelTester.config()).vision_model.eval()
+    assert torch.equal(model.embeddings.temporal_embeddings, torch.zeros_like(model.embeddings.temporal_embeddings))
+    for block in model.blocks:
+        attention = block.temporal_attn
+        assert not attention.qkv.weight.any() and not attention.qkv.bias.any() and not attention.proj.bias.any()
+        assert torch.equal(attention.proj.weight, torch.ones_like(attention.proj.weight))
+        assert block.attn.qkv.weight.std() > 0.01  # the spatial attention stays random
+        x = torch.randn(2, 1 + FRAMES * PER_FRAME, 32)
+        with torch.no_grad():
+            assert torch.equal(attention(block.temporal_norm(x), FRAMES, "time")[0], torch.zeros_like(x))
+    random = MacModel(MacModelTester.config(vision_config=dict(
+        MacModelTester.config().vision_config.to_dict(), temporal_attention_init="random"))).vision_model
+    assert random.blocks[0].temporal_attn.qkv.weight.std() > 0.01
+
+
+def test_config_rejects_an_unknown_temporal_init():
+    with pytest.raises(ValueError, match="temporal_attention_init"):
+        MacVisionConfig(temporal_attention_init="ones")
+
+
+# ---------------------------------------------------------------------------------------------------- ViT init
+
+
+def _random_vit(seed: int = 0):
+    torch.manual_seed(seed)
+    config = ViTConfig(image_size=SIZE, patch_size=PATCH, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=64, layer_norm_eps=1e-6, qkv_bias=True)  # fmt: skip
+    vit = ViTModel(config).eval()
+    with torch.no_grad():  # biases and norms off their init too, so that every mapped tensor matters
+        for name, parameter in vit.named_parameters():
+            if parameter.ndim == 1:
+                parameter.add_(torch.randn_like(parameter) * 0.1)
+    return vit
+
+
+def test_vit_init_makes_a_one_frame_forward_equal_the_vit():
+    """MAC §4.3 initializes the spatial blocks from ViT-B/16; with Frozen-in-Time's zero temporal attention, a
+    1-frame MAC forward is the ViT's forward (MAC last_hidden_state vs ViTModel last_hidden_state)."""
+    vit = _random_vit()
+    model = MacModel(MacModelTester.config(vision_config=dict(MacModelTester.config().vision_config.to_dict(),
+                                                             temporal_attention_init="random")))  # fmt: skip
+    vision = model.vision_model.eval()
+    unused = vision.load_vit_weights(vit)
+    assert unused == ["pooler.dense.weight", "pooler.dense.bias"]
+    images = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = vit(pixel_values=images).last_hidden_state
+        ours = vision(images[:, None]).last_hidden_state
+        clip = vision(images[:, None].expand(-1, FRAMES, -1, -1, -1)).last_hidden_state
+    assert (ours - expected).abs().max() < 1e-5
+    # With every frame the same and the temporal branch at zero, every frame's patches equal the image's.
+    assert (clip[:, 1 + PER_FRAME:] - expected[:, 1:]).abs().max() < 1e-5
+
+
+def test_vit_init_reads_the_hub_checkpoint_layout():
+    """google/vit-base-patch16-224-in21k stores `encoder.layer.i.attention.attention.query...`; transformers 5
+    renames the keys in memory. Both layouts convert to the same MAC weights."""
+    vit = _random_vit()
+    state = vit.state_dict()
+    renames = {"attention.q_proj": "attention.attention.query", "attention.k_proj": "attention.attention.key",
+               "attention.v_proj": "attention.attention.value", "attention.o_proj": "attention.output.dense",
+               "mlp.fc1": "intermediate.dense", "mlp.fc2": "output.dense"}  # fmt: skip
+    hub = {}
+    for key, value in state.items():
+        key = key.replace("layers.", "encoder.layer.")
+        for new, old in renames.items():
+            key = key.replace(new, old)
+        hub[key] = value
+    assert "encoder.layer.0.attention.attention.query.weight" in hub
+    a, _ = convert_vit_state_dict(state)
+    b, _ = convert_vit_state_dict({f"vit.{k}": v for k, v in hub.items()})
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert a["blocks.0.attn.qkv.weight"].shape == (96, 32)
+    assert torch.equal(a["blocks.1.attn.qkv.bias"][64:], state["layers.1.attention.v_proj.bias"])
+
+
+def test_vit_init_rejects_a_vit_of_another_shape():
+    vit = ViTModel(ViTConfig(image_size=SIZE, patch_size=PATCH, hidden_size=32, num_hidden_layers=3,
+                             num_attention_heads=4, intermediate_size=64))  # fmt: skip
+    with pytest.raises(ValueError, match="num_hidden_layers"):
+        MacVisionModel(MacModelTester.config().vision_config).load_vit_weights(vit)
+    with pytest.raises(ValueError, match="missing"):
+        state = {k: v for k, v in _random_vit().state_dict().items() if "layers.1." not in k}
+        MacVisionModel(MacModelTester.config().vision_config).load_vit_weights(state)
+
+
+def test_pretraining_script_initializes_the_video_encoder_from_a_saved_vit(tmp_path):
+    """`mac_pretrain.py --vision_init_name_or_path` goes through `load_vit_weights` (a folder, as from the Hub)."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    scripts = str(Path(__file__).resolve().parents[3] / "training_scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    script = importlib.import_module("mac_pretrain")
+    vit = _random_vit()
+    vit.save_pretrained(tmp_path / "vit")
+    MacModelTester.config().save_pretrained(tmp_path / "config")
+    args = script.MacModelArguments(config_name=str(tmp_path / "config"), vision_init_name_or_path=str(tmp_path / "vit"))
+    model = script.build_model(args).eval()
+    images = torch.randn(1, 3, SIZE, SIZE)
+    with torch.no_grad():
+        expected = vit(pixel_values=images).last_hidden_state
+        ours = model.mac.vision_model(images[:, None]).last_hidden_state
+    assert (ours - expected).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="vision_init_name_or_path"):
+        script.MacModelArguments(model_name_or_path=str(tmp_path), vision_init_name_or_path=str(tmp_path / "vit"))
+
+
+def test_a_plain_trainer_trains_the_retrieval_model_with_the_package_collator(tmp_path, tiny_tokenizer):
+    """Issue 10 item 1: the loss comes out of `forward`, so `transformers.Trainer` needs nothing of hf-videolang
+    besides the collator (masked videos and whole-word-masked captions, as in pre-training)."""
+    from transformers import Trainer, TrainingArguments
+
+    from hf_videolang.data import load_corpus, make_corpus
+    from hf_videolang.models.mac import MacProcessor
+    from hf_videolang.training import VideoTextCollator
+
+    make_corpus(tmp_path / "corpus", num_videos=8, num_frames=4, size=SIZE)
+    config = MacModelTester.config(text_config=dict(vocab_size=len(tiny_tokenizer), dim=32, n_layers=1, n_heads=4,
+                                                    hidden_dim=64, max_position_embeddings=32))  # fmt: skip
+    torch.manual_seed(0)
+    model = MacForVideoTextRetrieval(config)
+    before = model.mac.vision_projection.weight.detach().clone()
+    processor = MacProcessor.from_config(config, tiny_tokenizer, num_frames=FRAMES)
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=4,
+                             report_to="none", use_cpu=True, save_strategy="no", logging_steps=1,
+                             dataloader_num_workers=0, disable_tqdm=True, remove_unused_columns=False)  # fmt: skip
+    trainer = Trainer(model=model, args=args, train_dataset=load_corpus(tmp_path / "corpus", "train", "retrieval"),
+                      data_collator=VideoTextCollator(processor, task="pretrain", training=True, seed=0))  # fmt: skip
+    result = trainer.train()
+    assert math.isfinite(result.training_loss) and result.global_step == 2
+    assert not torch.equal(before, model.mac.vision_projection.weight)

@@ -11,8 +11,10 @@ from .modeling_mac import (
     MacSpaceTimeBlock,
     MacVisionModel,
     MacVisionModelOutput,
+    convert_vit_state_dict,
     resize_temporal_embeddings,
     visible_patch_grid,
+    zero_init_temporal_attention,
 )
 from .processing_mac import MacProcessor
 
@@ -30,6 +32,8 @@ __all__ = [
     "MacVisionConfig",
     "MacVisionModel",
     "MacVisionModelOutput",
+    "convert_vit_state_dict",
     "resize_temporal_embeddings",
     "visible_patch_grid",
+    "zero_init_temporal_attention",
 ]

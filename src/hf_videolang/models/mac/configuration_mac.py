@@ -19,6 +19,7 @@ from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 from ...configuration_utils import PresetMixin
 
 _TEXT_POOLINGS = ("cls", "mean")
+_TEMPORAL_INITS = ("zeros", "random")
 
 
 @strict
@@ -44,10 +45,15 @@ class MacVisionConfig(PreTrainedConfig):
             initializes the spatial blocks from, §4.3).
         layer_norm_eps (`float`, defaults to 1e-6): LayerNorm epsilon (timm's ViT, used by Frozen-in-Time).
         hidden_dropout_prob (`float`, defaults to 0.0), attention_probs_dropout_prob (`float`, defaults to 0.0).
-        drop_path_rate (`float`, defaults to 0.1): stochastic depth, linearly increasing over depth (Frozen-in-Time's
-            ``drop_path_rate=0.1``).
+        drop_path_rate (`float`, defaults to 0.0): stochastic depth, linearly increasing over depth. MAC gives none;
+            Frozen-in-Time's ``SpaceTimeTransformer`` defaults to 0 and its ``FrozenInTime`` never sets it.
         initializer_range (`float`, defaults to 0.02): std of the truncated-normal init of linears, [CLS] and the
-            position tables.
+            spatial position table. The temporal position table starts at zero (Frozen-in-Time's ``temporal_embed``).
+        temporal_attention_init (`str`, defaults to `"zeros"`): Frozen-in-Time's ``time_init``. ``"zeros"``: the
+            temporal attention's qkv weight and bias and its output bias are 0 and its output weight is 1, so the
+            temporal branch adds nothing at first and the encoder starts as the image ViT it is initialized from
+            (MAC §4.3, ViT-B/16); the ones let gradients reach the value projection. ``"random"``: truncated normal
+            like every other linear.
     """
 
     model_type = "hfvl_mac_vision"
@@ -66,14 +72,20 @@ class MacVisionConfig(PreTrainedConfig):
     layer_norm_eps: float = 1e-6
     hidden_dropout_prob: float | int = 0.0
     attention_probs_dropout_prob: float | int = 0.0
-    drop_path_rate: float | int = 0.1
+    drop_path_rate: float | int = 0.0
     initializer_range: float = 0.02
+    temporal_attention_init: str = "zeros"
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
         self._check()
 
     def _check(self) -> None:
+        if self.temporal_attention_init not in _TEMPORAL_INITS:
+            raise ValueError(
+                f"MacVisionConfig: temporal_attention_init must be one of {_TEMPORAL_INITS}, got "
+                f"{self.temporal_attention_init!r}."
+            )
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"MacVisionConfig: hidden_size={self.hidden_size} is not divisible by "

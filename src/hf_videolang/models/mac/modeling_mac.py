@@ -18,24 +18,32 @@ output is added to the residual stream. Written from scratch on the shared layer
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
-from typing import Literal
+from functools import partial, wraps
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
+from transformers.utils.generic import can_return_tuple
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from ...layers import Attention, DropPath, Mlp, PatchEmbed3d, pool_tokens
 from ...layers.attention import eager_attention_forward
 from ...losses import VideoTextContrastiveLoss
 from .configuration_mac import MacConfig, MacVisionConfig
+
+logger = logging.get_logger(__name__)
 
 AttentionAxis = Literal["time", "space"]
 
@@ -49,14 +57,20 @@ class MacVisionModelOutput(ModelOutput):
         last_hidden_state (`torch.FloatTensor` of shape `(B, 1 + T * K, D)`): final-normed [CLS] and visible patch
             tokens, frame-major (`K = h * w` without a mask).
         pooler_output (`torch.FloatTensor` of shape `(B, D)`): the final-normed [CLS] token (MAC §3, `v_cls`).
-        attentions (`tuple(tuple(torch.FloatTensor))`, *optional*): per block `(temporal, spatial)` patch-group
-            attention maps, `(B * K, H, T, 1 + T)` and `(B * T, H, K, 1 + K)` (key 0 is [CLS]), with
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*): the embeddings and every block's output (before the
+            final norm), `num_hidden_layers + 1` tensors of shape `(B, 1 + T * K, D)`, with `output_hidden_states=True`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*): every block's spatial attention maps, `(B * T, H, K, 1 + K)`
+            (the patches of one frame; key 0 is [CLS]), with `output_attentions=True`.
+        temporal_attentions (`tuple(torch.FloatTensor)`, *optional*): every block's temporal attention maps,
+            `(B * K, H, T, 1 + T)` (the tokens of one index across frames; key 0 is [CLS]), with
             `output_attentions=True`.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
-    attentions: tuple[tuple[torch.FloatTensor, torch.FloatTensor], ...] | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    temporal_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -68,7 +82,8 @@ class MacOutput(ModelOutput):
         video_embeds (`torch.FloatTensor` of shape `(B_v, P)`), text_embeds (`torch.FloatTensor` of shape
             `(B_t, P)`): L2-normalized embeddings in the joint space.
         vision_model_output (`MacVisionModelOutput`): the video encoder's outputs.
-        text_last_hidden_state (`torch.FloatTensor` of shape `(B_t, L, D_t)`): the text encoder's tokens.
+        text_model_output (`BaseModelOutput`): the text encoder's outputs (`last_hidden_state` `(B_t, L, D_t)`, and
+            its `hidden_states` / `attentions` when asked).
     """
 
     logits_per_video: torch.FloatTensor | None = None
@@ -76,7 +91,11 @@ class MacOutput(ModelOutput):
     video_embeds: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
     vision_model_output: MacVisionModelOutput | None = None
-    text_last_hidden_state: torch.FloatTensor | None = None
+    text_model_output: BaseModelOutput | None = None
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        # as CLIPOutput: the nested outputs become tuples too, so return_dict=False gives plain tuples throughout
+        return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in super().to_tuple())
 
 
 @dataclass
@@ -91,6 +110,11 @@ class MacForVideoTextRetrievalOutput(ModelOutput):
             `(B, B)`): scaled cosine similarities.
         video_embeds (`torch.FloatTensor` of shape `(B, P)`), text_embeds (`torch.FloatTensor` of shape `(B, P)`):
             L2-normalized embeddings.
+        vision_hidden_states, vision_attentions, vision_temporal_attentions (*optional*): the video encoder's
+            `hidden_states`, `attentions` and `temporal_attentions` (see `MacVisionModelOutput`), when asked.
+        text_hidden_states, text_attentions (*optional*): the text encoder's, when asked.
+
+    The encoders' full outputs are left out (unlike `MacOutput`) so that `Trainer.predict` gathers only the scores.
     """
 
     loss: torch.FloatTensor | None = None
@@ -99,6 +123,11 @@ class MacForVideoTextRetrievalOutput(ModelOutput):
     logits_per_text: torch.FloatTensor | None = None
     video_embeds: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
+    vision_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    vision_attentions: tuple[torch.FloatTensor, ...] | None = None
+    vision_temporal_attentions: tuple[torch.FloatTensor, ...] | None = None
+    text_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    text_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------- masking
@@ -265,6 +294,11 @@ class MacSpaceTimeBlock(GradientCheckpointingLayer):
         )
         self.temporal_norm = nn.LayerNorm(dim, eps=eps)
         self.temporal_attn = attention()
+        if config.temporal_attention_init == "zeros":
+            # read by MacPreTrainedModel._init_weights, which transformers calls on each leaf module (the values of
+            # zero_init_temporal_attention)
+            self.temporal_attn.qkv.init_fill = 0.0
+            self.temporal_attn.proj.init_fill = 1.0
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = attention()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -295,6 +329,20 @@ class MacSpaceTimeBlock(GradientCheckpointingLayer):
 # ---------------------------------------------------------------------------------------------------- base class
 
 
+@torch.no_grad()
+def zero_init_temporal_attention(attention: DividedSpaceTimeAttention) -> None:
+    """Frozen-in-Time's ``VarAttention(initialize="zeros")``: qkv and the output bias at 0, the output weight at 1.
+
+    The branch then outputs exactly 0 (every value is 0), so a block starts as its image-ViT spatial part; the ones
+    (instead of zeros) let the first gradients reach the value projection.
+    """
+    attention.qkv.weight.zero_()
+    if attention.qkv.bias is not None:
+        attention.qkv.bias.zero_()
+    attention.proj.weight.fill_(1.0)
+    attention.proj.bias.zero_()
+
+
 class MacPreTrainedModel(PreTrainedModel):
     """Weight initialization and shared settings of every MAC model."""
 
@@ -309,10 +357,15 @@ class MacPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        # ViT / Frozen-in-Time: truncated normal (std 0.02) for linears, [CLS] and position tables.
+        # ViT / Frozen-in-Time: truncated normal (std 0.02) for linears, [CLS] and the spatial positions; zero
+        # temporal positions and, by default, a temporal attention that outputs zero (`temporal_attention_init`).
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Conv3d)):
-            init.trunc_normal_(module.weight, std=std)
+            fill = getattr(module, "init_fill", None)  # set by MacSpaceTimeBlock on its temporal attention
+            if fill is None:
+                init.trunc_normal_(module.weight, std=std)
+            else:
+                init.constant_(module.weight, fill)
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.LayerNorm):
@@ -321,7 +374,7 @@ class MacPreTrainedModel(PreTrainedModel):
         elif isinstance(module, MacVisionEmbeddings):
             init.trunc_normal_(module.cls_token, std=std)
             init.trunc_normal_(module.position_embeddings, std=std)
-            init.trunc_normal_(module.temporal_embeddings, std=std)
+            init.zeros_(module.temporal_embeddings)
         elif isinstance(module, MacModel):
             init.constant_(module.logit_scale, self.config.logit_scale_init_value)
 
@@ -363,6 +416,18 @@ class MacVisionEmbeddings(nn.Module):
         return self.dropout(torch.cat([cls_token, patches], dim=1))
 
 
+def _temporal_attentions_follow_attentions(forward):
+    """`output_attentions` asks for both attention kinds: `capture_outputs` reads one `output_<key>` flag per key."""
+
+    @wraps(forward)
+    def wrapper(self, *args, **kwargs):
+        if "output_temporal_attentions" not in kwargs:
+            kwargs["output_temporal_attentions"] = kwargs.get("output_attentions", self.config.output_attentions)
+        return forward(self, *args, **kwargs)
+
+    return wrapper
+
+
 class MacVisionModel(MacPreTrainedModel):
     """MAC's video encoder: a divided space-time ViT over the visible patches (MAC §3.2 "Video Encoder").
 
@@ -372,6 +437,12 @@ class MacVisionModel(MacPreTrainedModel):
 
     config_class = MacVisionConfig
     input_modalities = ("video",)
+    # transformers' output recording (`capture_outputs`): hooks collect these outputs when asked for.
+    _can_record_outputs = {
+        "hidden_states": OutputRecorder(MacSpaceTimeBlock, index=0),
+        "attentions": OutputRecorder(DividedSpaceTimeAttention, index=1, layer_name="attn"),
+        "temporal_attentions": OutputRecorder(DividedSpaceTimeAttention, index=1, layer_name="temporal_attn"),
+    }
 
     def __init__(self, config: MacVisionConfig) -> None:
         super().__init__(config)
@@ -385,34 +456,176 @@ class MacVisionModel(MacPreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.embeddings.patch_embed
 
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.embeddings.patch_embed = value
+
+    def load_vit_weights(self, source: str | PreTrainedModel | Mapping[str, torch.Tensor], **kwargs: Any) -> list[str]:
+        """Initialize the spatial part from an image ViT, as MAC does (§4.3: ViT-B/16, ImageNet-21k) after
+        Frozen-in-Time (`FrozenInTime.__init__`: `load_state_dict(vit, strict=False)`).
+
+        Patch embedding, [CLS], spatial positions, every block's spatial attention, norms and MLP and the final norm
+        come from the ViT (see :func:`convert_vit_state_dict`). The temporal parts start as in Frozen-in-Time:
+        temporal attention at zero (:func:`zero_init_temporal_attention`, whatever `temporal_attention_init` says),
+        temporal norms at identity, temporal positions at zero, so a 1-frame forward equals the ViT's.
+
+        Args:
+            source: a transformers `ViTModel` (or `ViTForImageClassification`), a state dict in its layout, or a
+                name/path for `AutoModel.from_pretrained` (e.g. `google/vit-base-patch16-224-in21k`).
+            **kwargs: passed to `from_pretrained`.
+
+        Returns:
+            The ViT keys left out (pooler, classifier).
+
+        Raises:
+            ValueError: the ViT's width, depth, heads, patch or image size differ from this config, or its weights do
+                not cover the spatial part.
+        """
+        if isinstance(source, (str, os.PathLike)):
+            source = AutoModel.from_pretrained(source, **kwargs)
+        if isinstance(source, PreTrainedModel):
+            self._check_vit_config(source.config)
+            source = source.state_dict()
+        state, unused = convert_vit_state_dict(source)
+        own = self.state_dict()
+        spatial = {k for k in own if not (".temporal_" in k or k.startswith("embeddings.temporal_"))}
+        missing = sorted(spatial - set(state))
+        extra = sorted(set(state) - spatial)
+        shapes = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
+                  if k in own and v.shape != own[k].shape]  # fmt: skip
+        if missing or extra or shapes:
+            raise ValueError(
+                f"load_vit_weights: the ViT does not fit this MacVisionConfig (missing {missing[:4]}, extra "
+                f"{extra[:4]}, shape mismatches {shapes[:3]}); match hidden_size, num_hidden_layers, patch_size and "
+                "image_size to the ViT's."
+            )
+        self.load_state_dict(state, strict=False)
+        with torch.no_grad():
+            self.embeddings.temporal_embeddings.zero_()
+            for block in self.blocks:
+                zero_init_temporal_attention(block.temporal_attn)
+                block.temporal_norm.reset_parameters()
+        return unused
+
+    def _check_vit_config(self, vit_config: PreTrainedConfig) -> None:
+        vit_config = getattr(vit_config, "vision_config", vit_config)
+        names = ("hidden_size", "num_hidden_layers", "num_attention_heads", "patch_size", "image_size", "num_channels")
+        differ = {n: (getattr(vit_config, n), getattr(self.config, n)) for n in names
+                  if hasattr(vit_config, n) and getattr(vit_config, n) != getattr(self.config, n)}  # fmt: skip
+        if differ:
+            raise ValueError(f"load_vit_weights: ViT config differs from this MacVisionConfig (ViT, MAC): {differ}.")
+        for name in ("layer_norm_eps", "hidden_act", "qkv_bias"):
+            theirs, ours = getattr(vit_config, name, None), getattr(self.config, name)
+            if theirs is not None and theirs != ours:
+                logger.warning(f"load_vit_weights: the ViT's {name}={theirs!r} differs from MAC's {ours!r}.")
+
+    @_temporal_attentions_follow_attentions
+    @capture_outputs(tie_last_hidden_states=False)
     def forward(
         self,
         pixel_values: torch.Tensor,
         bool_masked_pos: torch.Tensor | None = None,
-        output_attentions: bool = False,
+        *,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_temporal_attentions: bool | None = None,
     ) -> MacVisionModelOutput:
         """
         Args:
             pixel_values: `(B, T, C, H, W)` normalized frames (`T == 1`: images).
             bool_masked_pos: `(B, T * h * w)` bool, True = masked, the same count in every frame; only the visible
                 patches are encoded (MAC §3.1). `None` encodes every patch.
-            output_attentions: return every block's (temporal, spatial) attention maps (eager for that call).
+            output_attentions: also return every block's spatial (`attentions`) and temporal
+                (`temporal_attentions`) maps; that call runs the eager kernel.
+            output_hidden_states: also return the embeddings and every block's output (`hidden_states`).
+            output_temporal_attentions: the temporal maps alone (default: `output_attentions`).
+            return_dict: `False` returns a tuple.
+
+        The `output_*` flags default to the config's; `capture_outputs` records the asked-for tensors with hooks.
         """
+        del output_hidden_states, output_temporal_attentions  # read by capture_outputs
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
         num_frames = pixel_values.shape[1]
         hidden_states = self.embeddings(pixel_values, bool_masked_pos)
         implementation = self.config._attn_implementation
-        attentions = []
         for block in self.blocks:
-            hidden_states, weights = block(
+            hidden_states, _ = block(
                 hidden_states, num_frames, attn_implementation=implementation, output_attentions=output_attentions
             )
-            attentions.append(weights)
         last_hidden_state = self.norm(hidden_states)
-        return MacVisionModelOutput(
-            last_hidden_state=last_hidden_state,
-            pooler_output=last_hidden_state[:, 0],
-            attentions=tuple(attentions) if output_attentions else None,
-        )
+        return MacVisionModelOutput(last_hidden_state=last_hidden_state, pooler_output=last_hidden_state[:, 0])
+
+
+# ---------------------------------------------------------------------------------------------------- ViT init
+
+# transformers' ViTModel keys -> MAC keys, for both the layout of Hub checkpoints (google/vit-base-patch16-224-in21k:
+# `encoder.layer.i.attention.attention.query`) and the one of transformers >= 5 in memory (`layers.i.attention.q_proj`).
+# `{q,k,v}` are fused into MAC's `qkv` afterwards.
+_VIT_KEY_RULES: tuple[tuple[re.Pattern, str], ...] = tuple(
+    (re.compile(pattern), target)
+    for pattern, target in (
+        (r"embeddings\.cls_token", "embeddings.cls_token"),
+        (r"embeddings\.position_embeddings", "embeddings.position_embeddings"),
+        (r"embeddings\.patch_embeddings\.projection\.(weight|bias)", r"embeddings.patch_embed.proj.\1"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.query|q_proj)\.(weight|bias)", r"blocks.\1.attn.q.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.key|k_proj)\.(weight|bias)", r"blocks.\1.attn.k.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.value|v_proj)\.(weight|bias)", r"blocks.\1.attn.v.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:output\.dense|o_proj)\.(weight|bias)", r"blocks.\1.attn.proj.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.layernorm_before\.(weight|bias)", r"blocks.\1.norm1.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.layernorm_after\.(weight|bias)", r"blocks.\1.norm2.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.(?:intermediate\.dense|mlp\.fc1)\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.(?:output\.dense|mlp\.fc2)\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
+        (r"layernorm\.(weight|bias)", r"norm.\1"),
+    )
+)
+#: ViT keys with no counterpart in MAC's encoder: the pooler and an image-classification head.
+_VIT_UNUSED = re.compile(r"(pooler|classifier)\..*")
+
+
+def convert_vit_state_dict(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """transformers' `ViTModel` weights -> the spatial part of a `MacVisionModel` state dict (MAC §4.3).
+
+    Patch embedding (a `Conv2d` becomes a 1-frame `Conv3d`), [CLS], spatial positions, and per block the attention
+    (query/key/value fused into `qkv`), `norm1`, `norm2`, the MLP; the final norm. A `vit.` prefix
+    (`ViTForImageClassification`) is stripped.
+
+    Returns:
+        The converted tensors and the ViT keys left out (pooler, classifier).
+
+    Raises:
+        ValueError: a key is not part of the ViT layout, or a block lacks one of query/key/value.
+    """
+    converted: dict[str, torch.Tensor] = {}
+    unused, unknown = [], []
+    for key, value in state_dict.items():
+        name = key.removeprefix("vit.")
+        if _VIT_UNUSED.fullmatch(name):
+            unused.append(key)
+            continue
+        for pattern, target in _VIT_KEY_RULES:
+            if pattern.fullmatch(name):
+                converted[pattern.sub(target, name)] = value
+                break
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ValueError(f"convert_vit_state_dict: keys outside transformers' ViTModel layout: {unknown[:5]}.")
+    out = {}
+    for name, value in converted.items():
+        block, _, rest = name.partition(".attn.")
+        if rest[:2] in ("q.", "k.", "v."):
+            if rest.startswith("q."):
+                parts = [converted.get(f"{block}.attn.{p}.{rest[2:]}") for p in "qkv"]
+                if any(part is None for part in parts):
+                    raise ValueError(f"convert_vit_state_dict: {block} lacks one of query/key/value {rest[2:]}.")
+                out[f"{block}.attn.qkv.{rest[2:]}"] = torch.cat(parts, dim=0)
+            continue
+        if name == "embeddings.position_embeddings":
+            value = value.reshape(-1, value.shape[-1])  # (1, 1 + N, D) -> (1 + N, D)
+        elif name == "embeddings.patch_embed.proj.weight":
+            value = value.unsqueeze(2)  # (D, C, P, P) -> (D, C, 1, P, P)
+        out[name] = value
+    return out, unused
 
 
 # ---------------------------------------------------------------------------------------------------- dual encoder
@@ -442,6 +655,13 @@ class MacModel(MacPreTrainedModel):
             torch.tensor(float(config.logit_scale_init_value)), requires_grad=config.learnable_temperature
         )
         self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The text encoder's token embeddings (so that `resize_token_embeddings` works)."""
+        return self.text_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.text_model.set_input_embeddings(value)
 
     def load_text_encoder(self, source: str | PreTrainedModel, **kwargs) -> None:
         """Copy pretrained text-encoder weights (a model, or a name/path for `AutoModel.from_pretrained`).
@@ -478,17 +698,27 @@ class MacModel(MacPreTrainedModel):
         pooled = self.pool_text(self.encode_text(input_ids, attention_mask), attention_mask)
         return F.normalize(self.text_projection(pooled), dim=-1)
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         bool_masked_pos: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> MacOutput:
-        """Encode both modalities and score every video against every text (`exp(logit_scale) * cos`)."""
-        vision_output = self.vision_model(pixel_values, bool_masked_pos=bool_masked_pos)
+        """Encode both modalities and score every video against every text (`exp(logit_scale) * cos`).
+
+        `output_attentions` / `output_hidden_states` reach both encoders (their outputs sit in `vision_model_output`
+        and `text_model_output`); `return_dict=False` returns (nested) tuples.
+        """
+        flags = dict(output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        flags = {k: v for k, v in flags.items() if v is not None}
+        vision_output = self.vision_model(pixel_values, bool_masked_pos=bool_masked_pos, **flags)
         video_embeds = F.normalize(self.vision_projection(vision_output.pooler_output), dim=-1)
-        text_states = self.encode_text(input_ids, attention_mask)
+        text_output = self.text_model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **flags)
+        text_states = text_output.last_hidden_state
         text_embeds = F.normalize(self.text_projection(self.pool_text(text_states, attention_mask)), dim=-1)
         logits_per_video = self.logit_scale.exp() * video_embeds @ text_embeds.T
         return MacOutput(
@@ -497,7 +727,11 @@ class MacModel(MacPreTrainedModel):
             video_embeds=video_embeds,
             text_embeds=text_embeds,
             vision_model_output=vision_output,
-            text_last_hidden_state=text_states,
+            text_model_output=BaseModelOutput(
+                last_hidden_state=text_states,
+                hidden_states=text_output.get("hidden_states"),
+                attentions=text_output.get("attentions"),
+            ),
         )
 
 
@@ -518,6 +752,12 @@ class MacForVideoTextRetrieval(MacPreTrainedModel):
         self.vtc_loss = VideoTextContrastiveLoss()
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Module:
+        return self.mac.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.mac.set_input_embeddings(value)
+
     def get_video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """L2-normalized `(B, P)` video embeddings (unmasked)."""
         return self.mac.get_video_features(pixel_values)
@@ -526,6 +766,7 @@ class MacForVideoTextRetrieval(MacPreTrainedModel):
         """L2-normalized `(B, P)` text embeddings."""
         return self.mac.get_text_features(input_ids, attention_mask)
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -536,6 +777,8 @@ class MacForVideoTextRetrieval(MacPreTrainedModel):
         mlm_labels: torch.Tensor | None = None,
         video_ids: torch.Tensor | None = None,
         return_loss: bool = True,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> MacForVideoTextRetrievalOutput:
         """
         Args:
@@ -548,6 +791,8 @@ class MacForVideoTextRetrieval(MacPreTrainedModel):
             mlm_labels: accepted so that collator batches pass through, and ignored: MAC predicts no tokens (§3).
             video_ids: `(B,)` ids; captions of the same video are not negatives of each other.
             return_loss: compute `loss` / `loss_vtc`.
+            output_attentions, output_hidden_states: also return the encoders' maps / states (`vision_*`, `text_*`).
+            return_dict: `False` returns a tuple.
         """
         del mlm_labels  # MAC aligns masked views, it reconstructs nothing (MAC §3, Table 5)
         text_ids = mlm_input_ids if mlm_input_ids is not None else input_ids
@@ -559,7 +804,15 @@ class MacForVideoTextRetrieval(MacPreTrainedModel):
             raise ValueError(
                 f"got {pixel_values.shape[0]} videos and {input_ids.shape[0]} captions; row i of each is one pair."
             )
-        output = self.mac(pixel_values, text_ids, attention_mask, bool_masked_pos=bool_masked_pos)
+        output = self.mac(
+            pixel_values,
+            text_ids,
+            attention_mask,
+            bool_masked_pos=bool_masked_pos,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        vision, text = output.vision_model_output, output.text_model_output
         loss = None
         if return_loss:
             loss = self.vtc_loss(output.video_embeds, output.text_embeds, self.mac.logit_scale, video_ids=video_ids)
@@ -570,6 +823,11 @@ class MacForVideoTextRetrieval(MacPreTrainedModel):
             logits_per_text=output.logits_per_text,
             video_embeds=output.video_embeds,
             text_embeds=output.text_embeds,
+            vision_hidden_states=vision.hidden_states,
+            vision_attentions=vision.attentions,
+            vision_temporal_attentions=vision.temporal_attentions,
+            text_hidden_states=text.hidden_states,
+            text_attentions=text.attentions,
         )
 
 
@@ -583,6 +841,8 @@ __all__ = [
     "MacSpaceTimeBlock",
     "MacVisionModel",
     "MacVisionModelOutput",
+    "convert_vit_state_dict",
     "resize_temporal_embeddings",
     "visible_patch_grid",
+    "zero_init_temporal_attention",
 ]
