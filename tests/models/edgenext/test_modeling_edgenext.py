@@ -126,12 +126,17 @@ def test_auto_classes_round_trip_bit_for_bit(tmp_path):
     assert type(AutoModel.from_pretrained(tmp_path)) is EdgeNextModel
 
 
-from tests.models.test_modeling_common import ModelTesterMixin  # noqa: E402
+from models.test_modeling_common import ModelTesterMixin  # noqa: E402
 
 
 class TestEdgeNextModels(ModelTesterMixin):
+    """Hidden states are the stem's and the stages' 4-d maps, one shape per stage (checked above in
+    test_grid_hidden_states_and_attentions_have_the_stage_shapes), not the mixin's single (B, L, D) shape."""
+
     all_model_classes = (EdgeNextModel, EdgeNextForImageClassification)
-    remote_code_classes = (EdgeNextForImageClassification,)
+    remote_code_entry = "default"
+    test_hidden_states = False
+    test_resize_embeddings = False  # an image model: no token embeddings
 
     def prepare_config_and_inputs(self, model_class):
         pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))

@@ -321,30 +321,46 @@ def test_an_attached_tokenizer_tags_the_regions_online_and_is_not_saved(tmp_path
     assert not any("tokenizer" in key for key in model.state_dict())
 
 
-from tests.models.test_modeling_common import ModelTesterMixin  # noqa: E402
+from models.test_modeling_common import ModelTesterMixin  # noqa: E402
 
-_VIDEO_ONLY = {"evilm.text_model", "evilm.text_projection", "evilm.layers", "evilm.norm", "evilm.cls_token",
-               "evilm.token_type_embeddings"}  # fmt: skip
+_VIDEO_ONLY = frozenset({"evilm.text_model.*", "evilm.text_projection.*", "evilm.layers.*", "evilm.norm.*",
+                         "evilm.cls_token", "evilm.token_type_embeddings.*"})  # fmt: skip
+
+
+def _mixin_inputs(model_class):
+    inputs = _inputs()
+    base = {k: inputs[k] for k in ("pixel_values", "input_ids", "attention_mask")}
+    if model_class is EvilmForPreTraining:
+        return _config(), inputs
+    if model_class is EvilmForVideoQuestionAnswering:
+        return _config(), {**base, "labels": torch.tensor([0, 2, 1])}
+    if model_class is EvilmForVideoClassification:
+        return _config(), {"pixel_values": inputs["pixel_values"], "labels": torch.tensor([0, 3, 1])}
+    return _config(), base
 
 
 class TestEvilmModels(ModelTesterMixin):
-    all_model_classes = (EvilmModel, EvilmForPreTraining, EvilmForVideoQuestionAnswering, EvilmForVideoTextRetrieval,
-                         EvilmForVideoClassification)  # fmt: skip
-    remote_code_classes = (EvilmModel, EvilmForPreTraining)
-    parameters_without_gradient = {EvilmForVideoClassification: _VIDEO_ONLY}
+    all_model_classes = (EvilmModel, EvilmForPreTraining, EvilmForVideoQuestionAnswering, EvilmForVideoTextRetrieval)
+    remote_code_entry = "default"
 
     def prepare_config_and_inputs(self, model_class):
-        inputs = _inputs()
-        base = {k: inputs[k] for k in ("pixel_values", "input_ids", "attention_mask")}
-        if model_class is EvilmForPreTraining:
-            return _config(), inputs
-        if model_class is EvilmForVideoQuestionAnswering:
-            return _config(), {**base, "labels": torch.tensor([0, 2, 1])}
-        if model_class is EvilmForVideoClassification:
-            return _config(), {"pixel_values": inputs["pixel_values"], "labels": torch.tensor([0, 3, 1])}
-        return _config(), base
+        return _mixin_inputs(model_class)
 
     def loss_weights(self, config, model_class):
         if model_class is EvilmForPreTraining:
-            return {"mlm": config.mlm_weight, "vtm": config.vtm_weight, "mvm": config.mvm_weight}
+            return {"loss_mlm": config.mlm_weight, "loss_vtm": config.vtm_weight, "loss_mvm": config.mvm_weight}
         return None
+
+
+class TestEvilmLinearProbe(ModelTesterMixin):
+    """The video-only head: the text side and the decoder get no gradient, and its hidden states are EdgeNeXt's
+    stage maps (4-d, one shape per stage; `tests/models/edgenext` checks them)."""
+
+    all_model_classes = (EvilmForVideoClassification,)
+    remote_code_entry = "default"
+    parameters_without_gradient = _VIDEO_ONLY
+    test_hidden_states = False
+    test_resize_embeddings = False
+
+    def prepare_config_and_inputs(self, model_class):
+        return _mixin_inputs(model_class)

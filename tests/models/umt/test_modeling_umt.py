@@ -586,3 +586,71 @@ def test_for_finetuning_sets_the_authors_drop_path():
     assert config.for_finetuning().vision_config.drop_path_rate == 0.2
     assert UmtConfig.from_preset("umt-l16").for_finetuning().vision_config.drop_path_rate == 0.3
     assert config.for_finetuning(vision_config=dict(drop_path_rate=0.1)).vision_config.drop_path_rate == 0.1
+
+
+# ---------------------------------------------------------------------------------------------------- shared checks
+
+from models.test_modeling_common import ModelTesterMixin  # noqa: E402
+
+from hf_videolang.models.umt import (  # noqa: E402
+    UmtForVideoClassification,
+    UmtForVideoTextRetrieval,
+    UmtModel,
+    UmtVisionModel,
+)
+
+
+def _umt_mixin_inputs(model_class):
+    inputs = UmtModelTester.inputs()
+    video = {"pixel_values": inputs["pixel_values"]}
+    text = {k: inputs[k] for k in ("input_ids", "attention_mask")}
+    if model_class is UmtVisionModel:
+        return UmtModelTester.config(stage=1).vision_config, video
+    if model_class is UmtForPreTraining:
+        return UmtModelTester.config(stage=2), inputs
+    no_teacher = UmtModelTester.config(stage=2, teacher_config=None, uta_loss_weight=0.0, num_labels=3)
+    if model_class is UmtForVideoClassification:
+        return no_teacher, {**video, "labels": torch.tensor([0, 2, 1])}
+    if model_class is UmtForVideoTextRetrieval:
+        return no_teacher, {**video, **text, "return_loss": True}
+    return no_teacher, {**video, **text}
+
+
+class TestUmtModels(ModelTesterMixin):
+    """The shared model checks on UMT's text-and-video classes (the QA head, which needs an answer list and its
+    tokenization, is checked in test_heads_umt.py). The frozen CLIP teacher of UmtForPreTraining is not trainable;
+    every other parameter must get a gradient."""
+
+    all_model_classes = (UmtForPreTraining, UmtForVideoTextRetrieval)
+    remote_code_entry = "default"
+
+    def prepare_config_and_inputs(self, model_class):
+        return _umt_mixin_inputs(model_class)
+
+    def loss_weights(self, config, model_class):
+        if model_class is UmtForPreTraining:
+            return {f"loss_{name}": getattr(config, f"{name}_loss_weight") for name in ("vtc", "vtm", "mlm", "uta")}
+        return None
+
+
+class TestUmtDualEncoder(ModelTesterMixin):
+    """UmtModel's forward is the dual encoder (VTC scores); its multimodal encoder runs only through
+    encode_multimodal, which the heads call."""
+
+    all_model_classes = (UmtModel,)
+    remote_code_entry = "default"
+    parameters_without_gradient = frozenset({"multimodal_encoder.*"})
+
+    def prepare_config_and_inputs(self, model_class):
+        return _umt_mixin_inputs(model_class)
+
+
+class TestUmtVideoOnlyModels(ModelTesterMixin):
+    """The student alone and the classification head: no text side, so no token embeddings to resize."""
+
+    all_model_classes = (UmtVisionModel, UmtForVideoClassification)
+    remote_code_entry = "default"
+    test_resize_embeddings = False
+
+    def prepare_config_and_inputs(self, model_class):
+        return _umt_mixin_inputs(model_class)
