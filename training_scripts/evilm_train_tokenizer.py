@@ -22,8 +22,8 @@ from common import DataArguments, load_split, parse_args, report_and_save, setup
 from transformers import AutoTokenizer, CLIPVisionConfig, set_seed  # noqa: E402
 
 from hf_videolang.models.evilm import EvilmProcessor  # noqa: E402
-from hf_videolang.models.evilm_tokenizer import EvilmTokenizerConfig, EvilmVideoTokenizer, caption_word_targets  # noqa: E402
-from hf_videolang.training import VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
+from hf_videolang.models.evilm_tokenizer import EvilmTokenizerConfig, EvilmVideoTokenizer  # noqa: E402
+from hf_videolang.training import CaptionWordsCollator, VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
 
 
 @dataclass
@@ -32,18 +32,6 @@ class TokenizerArguments:
     tokenizer_name: str = field(default="bert-base-uncased", metadata={"help": "The captions' WordPiece tokenizer."})
     codebook_size: int = field(default=9420, metadata={"help": "Codes in the codebook (§4.1: 9,420)."})
     dead_code_threshold: float = field(default=0.0, metadata={"help": "Restart codes used less than this per batch."})
-
-
-class CaptionWordsCollator:
-    """Frames plus the multi-hot words of each caption as `labels` (Eq. 6)."""
-
-    def __init__(self, collator: VideoTextCollator, vocab_size: int, ignore_ids: list[int]) -> None:
-        self.collator, self.vocab_size, self.ignore_ids = collator, vocab_size, ignore_ids
-
-    def __call__(self, rows):
-        batch = self.collator(rows)
-        return {"pixel_values": batch["pixel_values"],
-                "labels": caption_word_targets(batch["input_ids"], self.vocab_size, self.ignore_ids)}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
@@ -61,9 +49,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         model = EvilmVideoTokenizer(config)
     processor = EvilmProcessor(text_tokenizer, image_size=vision.image_size, patch_size=vision.patch_size,
                                mask_ratio=0.0, num_frames=data_args.num_frames or 4)  # fmt: skip
-    ignore = [text_tokenizer.convert_tokens_to_ids(t) for t in text_tokenizer.all_special_tokens]
     collator = CaptionWordsCollator(VideoTextCollator(processor, task="retrieval", training=True,
-                                                      seed=training_args.seed), len(text_tokenizer), ignore)  # fmt: skip
+                                                      seed=training_args.seed))  # fmt: skip
     trainer = VideoTextTrainer(model=model, args=training_args, train_dataset=load_split(data_args, "train", "retrieval"),
                                data_collator=collator)  # fmt: skip
     metrics = train_and_report(trainer, training_args, ("loss_token", "loss_codebook", "loss_commitment"))

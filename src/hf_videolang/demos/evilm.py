@@ -38,20 +38,6 @@ DEMO_TOKENIZER_VISION = dict(image_size=48, patch_size=16, hidden_size=96, inter
 DEMO_EPOCHS = dict(tokenizer=3.0, pretrain=3.0, qa=2.0, retrieval=2.0)
 
 
-class _CaptionWordsCollator:
-    """Batches for the tokenizer: frames, and the multi-hot words of each caption as `labels` (Eq. 6)."""
-
-    def __init__(self, collator, vocab_size: int, ignore_ids: list[int]) -> None:
-        self.collator, self.vocab_size, self.ignore_ids = collator, vocab_size, ignore_ids
-
-    def __call__(self, rows):
-        from ..models.evilm_tokenizer import caption_word_targets
-
-        batch = self.collator(rows)
-        return {"pixel_values": batch["pixel_values"],
-                "labels": caption_word_targets(batch["input_ids"], self.vocab_size, self.ignore_ids)}  # fmt: skip
-
-
 def _trainer(model, output_dir, name, seed, epochs, learning_rate, train_set, collator):
     from ..training import VideoTextTrainer
 
@@ -67,7 +53,7 @@ def train_tokenizer(corpus_root, output_dir, text_tokenizer, seed=0, epochs=DEMO
     from ..data import load_corpus
     from ..models.evilm import EvilmProcessor
     from ..models.evilm_tokenizer import EvilmTokenizerConfig, EvilmVideoTokenizer, codebook_utilization
-    from ..training import VideoTextCollator
+    from ..training import CaptionWordsCollator, VideoTextCollator
     from ..video.transforms import CLIP_MEAN, CLIP_STD
 
     set_seed(seed)
@@ -79,9 +65,7 @@ def train_tokenizer(corpus_root, output_dir, text_tokenizer, seed=0, epochs=DEMO
     tokenizer = EvilmVideoTokenizer(config)
     processor = EvilmProcessor(text_tokenizer, image_size=DEMO_TOKENIZER_VISION["image_size"], patch_size=16, mask_ratio=0.0, mean=CLIP_MEAN, std=CLIP_STD,
                                flip_prob=0.0, max_length=24)  # fmt: skip
-    ignore = [text_tokenizer.convert_tokens_to_ids(t) for t in text_tokenizer.all_special_tokens]
-    collator = _CaptionWordsCollator(VideoTextCollator(processor, task="retrieval", training=True, seed=seed),
-                                     len(text_tokenizer), ignore)  # fmt: skip
+    collator = CaptionWordsCollator(VideoTextCollator(processor, task="retrieval", training=True, seed=seed))
     start = time.perf_counter()
     trainer = _trainer(tokenizer, output_dir, "evilm_tokenizer", seed, epochs, 2e-3,
                        load_corpus(corpus_root, "train", "retrieval"), collator)  # fmt: skip

@@ -1,6 +1,13 @@
 """Training spine: the collator that decodes in DataLoader workers and the Trainer that logs every loss term."""
 
-from .collator import AnswerTargetCollator, VideoTextCollator
+from .collator import AnswerTargetCollator, CaptionWordsCollator, VideoTextCollator
 from .trainer import LossTermAverager, VideoTextTrainer, VideoTextTrainingArguments
 
-__all__ = ["AnswerTargetCollator", "LossTermAverager", "VideoTextCollator", "VideoTextTrainer", "VideoTextTrainingArguments"]
+__all__ = [
+    "AnswerTargetCollator",
+    "CaptionWordsCollator",
+    "LossTermAverager", 
+    "VideoTextCollator",
+    "VideoTextTrainer",
+    "VideoTextTrainingArguments",
+]

@@ -187,6 +187,30 @@ class AnswerTargetCollator:
         batch["answer_attention_mask"] = tokens["attention_mask"]
         return batch
 
+class CaptionWordsCollator:
+    """Batches for E-ViLM's semantic VQ tokenizer (E-ViLM §3.3, Eq. 6): the frames, and as ``labels`` the multi-hot
+    ``(B, vocab_size)`` words of each caption, special tokens excluded.
+
+    Wraps a :class:`VideoTextCollator` with ``task="retrieval"``; its other fields are dropped, since the tokenizer
+    reads only frames.
+    """
+
+    def __init__(self, collator: VideoTextCollator) -> None:
+        if collator.task != "retrieval":
+            raise ValueError(f"CaptionWordsCollator wraps a task='retrieval' collator, got task={collator.task!r}")
+        self.collator = collator
+        tokenizer = collator.processor.tokenizer
+        self.vocab_size = len(tokenizer)
+        self.ignore_ids = [tokenizer.convert_tokens_to_ids(token) for token in tokenizer.all_special_tokens]
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        from ..models.evilm_tokenizer import caption_word_targets
+
+        batch = self.collator(rows)
+        labels = caption_word_targets(batch["input_ids"], self.vocab_size, self.ignore_ids)
+        return {"pixel_values": batch["pixel_values"], "labels": labels}
+
+
 def video_ids(videos: Sequence[Any]) -> torch.Tensor:
     """Integer id per distinct video of a batch ``(B,)``, in order of first appearance.
 
