@@ -196,6 +196,13 @@ class EvilmPreTrainedModel(PreTrainedModel):
         elif hasattr(module, "temperature") and isinstance(module.temperature, nn.Parameter):
             init.ones_(module.temperature)
 
+    # Every head holds the base model as `self.evilm` and reads its word embeddings (EvilmModel overrides these).
+    def get_input_embeddings(self) -> nn.Module:
+        return self.evilm.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.evilm.set_input_embeddings(value)
+
 
 class EvilmModel(EvilmPreTrainedModel):
     """E-ViLM's encoders and multi-modal decoder (Eq. 1-2)."""
@@ -279,6 +286,16 @@ class EvilmModel(EvilmPreTrainedModel):
         return EvilmModelOutput(last_hidden_state=hidden, pooler_output=hidden[:, 0], hidden_states=states,
                                 attentions=maps)  # fmt: skip
 
+    def fuse_matched_and_shifted(
+        self, video_tokens: torch.Tensor, text_tokens: torch.Tensor, attention_mask: torch.Tensor | None, **flags
+    ) -> tuple[EvilmModelOutput, torch.Tensor]:
+        """VTM's pairs: the decoder over each video with its own caption, and the [CLS] state of each video with the
+        previous sample's caption (a mismatched pair whenever the batch holds two different videos)."""
+        shift = lambda x: None if x is None else x.roll(1, dims=0)  # noqa: E731
+        matched = self.fuse(video_tokens, text_tokens, attention_mask, **flags)
+        mismatched = self.fuse(video_tokens, shift(text_tokens), shift(attention_mask)).pooler_output
+        return matched, mismatched
+
     def get_video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Unimodal video embedding `(B, D)`, l2-normalized: the mean projected video token (fast retrieval)."""
         return F.normalize(self.encode_video(pixel_values).mean(dim=1), dim=-1)
@@ -326,12 +343,6 @@ class EvilmForPreTraining(EvilmPreTrainedModel):
         self.mvm_loss = TokenMaskedVideoLoss()
         self.vtm_loss = VideoTextMatchingLoss()
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.evilm.get_input_embeddings()
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        self.evilm.set_input_embeddings(value)
 
     def set_video_tokenizer(self, tokenizer: nn.Module | None) -> None:
         """Tag the masked regions online with a frozen `EvilmVideoTokenizer` (§4.1: the tokenizer "escorts" the
@@ -402,11 +413,10 @@ class EvilmForPreTraining(EvilmPreTrainedModel):
 
         if want_vtm:
             text = self.evilm.encode_text(input_ids, attention_mask)
-            shift = lambda x: None if x is None else x.roll(1, dims=0)  # noqa: E731  (sample i gets text i-1)
-            fused = self.evilm.fuse(video, text, attention_mask, **(flags if recorded is None else {}))
+            fused, neg = self.evilm.fuse_matched_and_shifted(video, text, attention_mask,
+                                                             **(flags if recorded is None else {}))  # fmt: skip
             recorded = recorded if recorded is not None else fused
             pos = fused.pooler_output
-            neg = self.evilm.fuse(video, shift(text), shift(attention_mask)).pooler_output
             vtm_logits = self.vtm_head(torch.cat([pos, neg]))
             terms["vtm"] = self.vtm_loss(vtm_logits[: len(pos)], vtm_logits[len(pos) :])
 
@@ -443,12 +453,6 @@ class EvilmForVideoQuestionAnswering(EvilmPreTrainedModel):
             nn.Linear(2 * width, len(config.answer_list)),
         )  # fmt: skip
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.evilm.get_input_embeddings()
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        self.evilm.set_input_embeddings(value)
 
     def forward(
         self,
@@ -487,12 +491,6 @@ class EvilmForVideoTextRetrieval(EvilmPreTrainedModel):
         self.vtc_loss = VideoTextContrastiveLoss()
         self.vtm_loss = VideoTextMatchingLoss()
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.evilm.get_input_embeddings()
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        self.evilm.set_input_embeddings(value)
 
     def get_video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.evilm.get_video_features(pixel_values)
@@ -545,10 +543,8 @@ class EvilmForVideoTextRetrieval(EvilmPreTrainedModel):
             loss_vtc = self.vtc_loss(video_embeds, text_embeds, self.logit_scale, video_ids=video_ids)
             loss = loss_vtc
             if input_ids.shape[0] > 1:
-                shift = lambda x: None if x is None else x.roll(1, dims=0)  # noqa: E731
-                pos = self.evilm.fuse(video_tokens, text_tokens, attention_mask).pooler_output
-                neg = self.evilm.fuse(video_tokens, shift(text_tokens), shift(attention_mask)).pooler_output
-                loss_vtm = self.vtm_loss(self.vtm_head(pos), self.vtm_head(neg))
+                matched, neg = self.evilm.fuse_matched_and_shifted(video_tokens, text_tokens, attention_mask)
+                loss_vtm = self.vtm_loss(self.vtm_head(matched.pooler_output), self.vtm_head(neg))
                 loss = loss + loss_vtm
         output = EvilmForVideoTextRetrievalOutput(loss=loss, loss_vtc=loss_vtc, loss_vtm=loss_vtm,
                                                   logits_per_text=logits_per_text, text_embeds=text_embeds,
