@@ -19,6 +19,15 @@ def _register_models() -> None:
     )
 
     from .models.mac import MacConfig, MacForVideoTextRetrieval, MacModel, MacProcessor, MacVisionConfig, MacVisionModel
+    from .models.smaug import (
+        SmaugConfig,
+        SmaugForPreTraining,
+        SmaugForVideoQuestionAnswering,
+        SmaugModel,
+        SmaugProcessor,
+        SmaugVisionConfig,
+        SmaugVisionModel,
+    )
     from .models.umt import (
         UmtConfig,
         UmtForPreTraining,
@@ -46,6 +55,14 @@ def _register_models() -> None:
     # MAC's pre-training model is its retrieval model (VTC only, MAC §3.3).
     AutoModelForPreTraining.register(MacConfig, MacForVideoTextRetrieval, exist_ok=True)
     AutoProcessor.register(MacConfig, MacProcessor, exist_ok=True)
+
+    AutoConfig.register(SmaugConfig.model_type, SmaugConfig, exist_ok=True)
+    AutoConfig.register(SmaugVisionConfig.model_type, SmaugVisionConfig, exist_ok=True)
+    AutoModel.register(SmaugConfig, SmaugModel, exist_ok=True)
+    AutoModel.register(SmaugVisionConfig, SmaugVisionModel, exist_ok=True)
+    AutoModelForPreTraining.register(SmaugConfig, SmaugForPreTraining, exist_ok=True)
+    AutoModelForVisualQuestionAnswering.register(SmaugConfig, SmaugForVideoQuestionAnswering, exist_ok=True)
+    AutoProcessor.register(SmaugConfig, SmaugProcessor, exist_ok=True)
 
 
 def register_all() -> None:
