@@ -50,3 +50,17 @@ def small_video(tmp_path_factory):
     path = tmp_path_factory.mktemp("videos") / "square.mp4"
     write_video(path, frames, fps=8)
     return str(path), frames
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: optional long test (torch.compile with inductor, ...); run with RUN_SLOW=1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip `@pytest.mark.slow` tests unless RUN_SLOW=1, so that the default suite stays fast."""
+    if os.environ.get("RUN_SLOW", "").lower() in ("1", "true", "yes"):
+        return
+    skip = pytest.mark.skip(reason="slow test: set RUN_SLOW=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -19,8 +19,8 @@ output is added to the residual stream. Written from scratch on the shared layer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
-from typing import Literal
+from functools import partial, wraps
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -29,8 +29,11 @@ from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from ...layers import Attention, DropPath, Mlp, PatchEmbed3d, pool_tokens
 from ...layers.attention import eager_attention_forward
@@ -49,14 +52,20 @@ class MacVisionModelOutput(ModelOutput):
         last_hidden_state (`torch.FloatTensor` of shape `(B, 1 + T * K, D)`): final-normed [CLS] and visible patch
             tokens, frame-major (`K = h * w` without a mask).
         pooler_output (`torch.FloatTensor` of shape `(B, D)`): the final-normed [CLS] token (MAC §3, `v_cls`).
-        attentions (`tuple(tuple(torch.FloatTensor))`, *optional*): per block `(temporal, spatial)` patch-group
-            attention maps, `(B * K, H, T, 1 + T)` and `(B * T, H, K, 1 + K)` (key 0 is [CLS]), with
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*): the embeddings and every block's output (before the
+            final norm), `num_hidden_layers + 1` tensors of shape `(B, 1 + T * K, D)`, with `output_hidden_states=True`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*): every block's spatial attention maps, `(B * T, H, K, 1 + K)`
+            (the patches of one frame; key 0 is [CLS]), with `output_attentions=True`.
+        temporal_attentions (`tuple(torch.FloatTensor)`, *optional*): every block's temporal attention maps,
+            `(B * K, H, T, 1 + T)` (the tokens of one index across frames; key 0 is [CLS]), with
             `output_attentions=True`.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
-    attentions: tuple[tuple[torch.FloatTensor, torch.FloatTensor], ...] | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    temporal_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -68,7 +77,8 @@ class MacOutput(ModelOutput):
         video_embeds (`torch.FloatTensor` of shape `(B_v, P)`), text_embeds (`torch.FloatTensor` of shape
             `(B_t, P)`): L2-normalized embeddings in the joint space.
         vision_model_output (`MacVisionModelOutput`): the video encoder's outputs.
-        text_last_hidden_state (`torch.FloatTensor` of shape `(B_t, L, D_t)`): the text encoder's tokens.
+        text_model_output (`BaseModelOutput`): the text encoder's outputs (`last_hidden_state` `(B_t, L, D_t)`, and
+            its `hidden_states` / `attentions` when asked).
     """
 
     logits_per_video: torch.FloatTensor | None = None
@@ -76,7 +86,11 @@ class MacOutput(ModelOutput):
     video_embeds: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
     vision_model_output: MacVisionModelOutput | None = None
-    text_last_hidden_state: torch.FloatTensor | None = None
+    text_model_output: BaseModelOutput | None = None
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        # as CLIPOutput: the nested outputs become tuples too, so return_dict=False gives plain tuples throughout
+        return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in super().to_tuple())
 
 
 @dataclass
@@ -91,6 +105,11 @@ class MacForVideoTextRetrievalOutput(ModelOutput):
             `(B, B)`): scaled cosine similarities.
         video_embeds (`torch.FloatTensor` of shape `(B, P)`), text_embeds (`torch.FloatTensor` of shape `(B, P)`):
             L2-normalized embeddings.
+        vision_hidden_states, vision_attentions, vision_temporal_attentions (*optional*): the video encoder's
+            `hidden_states`, `attentions` and `temporal_attentions` (see `MacVisionModelOutput`), when asked.
+        text_hidden_states, text_attentions (*optional*): the text encoder's, when asked.
+
+    The encoders' full outputs are left out (unlike `MacOutput`) so that `Trainer.predict` gathers only the scores.
     """
 
     loss: torch.FloatTensor | None = None
@@ -99,6 +118,11 @@ class MacForVideoTextRetrievalOutput(ModelOutput):
     logits_per_text: torch.FloatTensor | None = None
     video_embeds: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
+    vision_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    vision_attentions: tuple[torch.FloatTensor, ...] | None = None
+    vision_temporal_attentions: tuple[torch.FloatTensor, ...] | None = None
+    text_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    text_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------- masking
@@ -363,6 +387,18 @@ class MacVisionEmbeddings(nn.Module):
         return self.dropout(torch.cat([cls_token, patches], dim=1))
 
 
+def _temporal_attentions_follow_attentions(forward):
+    """`output_attentions` asks for both attention kinds: `capture_outputs` reads one `output_<key>` flag per key."""
+
+    @wraps(forward)
+    def wrapper(self, *args, **kwargs):
+        if "output_temporal_attentions" not in kwargs:
+            kwargs["output_temporal_attentions"] = kwargs.get("output_attentions", self.config.output_attentions)
+        return forward(self, *args, **kwargs)
+
+    return wrapper
+
+
 class MacVisionModel(MacPreTrainedModel):
     """MAC's video encoder: a divided space-time ViT over the visible patches (MAC §3.2 "Video Encoder").
 
@@ -372,6 +408,12 @@ class MacVisionModel(MacPreTrainedModel):
 
     config_class = MacVisionConfig
     input_modalities = ("video",)
+    # transformers' output recording (`capture_outputs`): hooks collect these outputs when asked for.
+    _can_record_outputs = {
+        "hidden_states": OutputRecorder(MacSpaceTimeBlock, index=0),
+        "attentions": OutputRecorder(DividedSpaceTimeAttention, index=1, layer_name="attn"),
+        "temporal_attentions": OutputRecorder(DividedSpaceTimeAttention, index=1, layer_name="temporal_attn"),
+    }
 
     def __init__(self, config: MacVisionConfig) -> None:
         super().__init__(config)
@@ -385,34 +427,42 @@ class MacVisionModel(MacPreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.embeddings.patch_embed
 
+    @_temporal_attentions_follow_attentions
+    @capture_outputs(tie_last_hidden_states=False)
     def forward(
         self,
         pixel_values: torch.Tensor,
         bool_masked_pos: torch.Tensor | None = None,
-        output_attentions: bool = False,
+        *,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_temporal_attentions: bool | None = None,
     ) -> MacVisionModelOutput:
         """
         Args:
             pixel_values: `(B, T, C, H, W)` normalized frames (`T == 1`: images).
             bool_masked_pos: `(B, T * h * w)` bool, True = masked, the same count in every frame; only the visible
                 patches are encoded (MAC §3.1). `None` encodes every patch.
-            output_attentions: return every block's (temporal, spatial) attention maps (eager for that call).
+            output_attentions: also return every block's spatial (`attentions`) and temporal
+                (`temporal_attentions`) maps; that call runs the eager kernel.
+            output_hidden_states: also return the embeddings and every block's output (`hidden_states`).
+            output_temporal_attentions: the temporal maps alone (default: `output_attentions`).
+            return_dict: `False` returns a tuple.
+
+        The `output_*` flags default to the config's; `capture_outputs` records the asked-for tensors with hooks.
         """
+        del output_hidden_states, output_temporal_attentions  # read by capture_outputs
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
         num_frames = pixel_values.shape[1]
         hidden_states = self.embeddings(pixel_values, bool_masked_pos)
         implementation = self.config._attn_implementation
-        attentions = []
         for block in self.blocks:
-            hidden_states, weights = block(
+            hidden_states, _ = block(
                 hidden_states, num_frames, attn_implementation=implementation, output_attentions=output_attentions
             )
-            attentions.append(weights)
         last_hidden_state = self.norm(hidden_states)
-        return MacVisionModelOutput(
-            last_hidden_state=last_hidden_state,
-            pooler_output=last_hidden_state[:, 0],
-            attentions=tuple(attentions) if output_attentions else None,
-        )
+        return MacVisionModelOutput(last_hidden_state=last_hidden_state, pooler_output=last_hidden_state[:, 0])
 
 
 # ---------------------------------------------------------------------------------------------------- dual encoder
@@ -442,6 +492,13 @@ class MacModel(MacPreTrainedModel):
             torch.tensor(float(config.logit_scale_init_value)), requires_grad=config.learnable_temperature
         )
         self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The text encoder's token embeddings (so that `resize_token_embeddings` works)."""
+        return self.text_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.text_model.set_input_embeddings(value)
 
     def load_text_encoder(self, source: str | PreTrainedModel, **kwargs) -> None:
         """Copy pretrained text-encoder weights (a model, or a name/path for `AutoModel.from_pretrained`).
@@ -478,17 +535,27 @@ class MacModel(MacPreTrainedModel):
         pooled = self.pool_text(self.encode_text(input_ids, attention_mask), attention_mask)
         return F.normalize(self.text_projection(pooled), dim=-1)
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         bool_masked_pos: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> MacOutput:
-        """Encode both modalities and score every video against every text (`exp(logit_scale) * cos`)."""
-        vision_output = self.vision_model(pixel_values, bool_masked_pos=bool_masked_pos)
+        """Encode both modalities and score every video against every text (`exp(logit_scale) * cos`).
+
+        `output_attentions` / `output_hidden_states` reach both encoders (their outputs sit in `vision_model_output`
+        and `text_model_output`); `return_dict=False` returns (nested) tuples.
+        """
+        flags = dict(output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        flags = {k: v for k, v in flags.items() if v is not None}
+        vision_output = self.vision_model(pixel_values, bool_masked_pos=bool_masked_pos, **flags)
         video_embeds = F.normalize(self.vision_projection(vision_output.pooler_output), dim=-1)
-        text_states = self.encode_text(input_ids, attention_mask)
+        text_output = self.text_model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **flags)
+        text_states = text_output.last_hidden_state
         text_embeds = F.normalize(self.text_projection(self.pool_text(text_states, attention_mask)), dim=-1)
         logits_per_video = self.logit_scale.exp() * video_embeds @ text_embeds.T
         return MacOutput(
@@ -497,7 +564,11 @@ class MacModel(MacPreTrainedModel):
             video_embeds=video_embeds,
             text_embeds=text_embeds,
             vision_model_output=vision_output,
-            text_last_hidden_state=text_states,
+            text_model_output=BaseModelOutput(
+                last_hidden_state=text_states,
+                hidden_states=text_output.get("hidden_states"),
+                attentions=text_output.get("attentions"),
+            ),
         )
 
 
@@ -518,6 +589,12 @@ class MacForVideoTextRetrieval(MacPreTrainedModel):
         self.vtc_loss = VideoTextContrastiveLoss()
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Module:
+        return self.mac.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.mac.set_input_embeddings(value)
+
     def get_video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """L2-normalized `(B, P)` video embeddings (unmasked)."""
         return self.mac.get_video_features(pixel_values)
@@ -526,6 +603,7 @@ class MacForVideoTextRetrieval(MacPreTrainedModel):
         """L2-normalized `(B, P)` text embeddings."""
         return self.mac.get_text_features(input_ids, attention_mask)
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -536,6 +614,8 @@ class MacForVideoTextRetrieval(MacPreTrainedModel):
         mlm_labels: torch.Tensor | None = None,
         video_ids: torch.Tensor | None = None,
         return_loss: bool = True,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> MacForVideoTextRetrievalOutput:
         """
         Args:
@@ -548,6 +628,8 @@ class MacForVideoTextRetrieval(MacPreTrainedModel):
             mlm_labels: accepted so that collator batches pass through, and ignored: MAC predicts no tokens (§3).
             video_ids: `(B,)` ids; captions of the same video are not negatives of each other.
             return_loss: compute `loss` / `loss_vtc`.
+            output_attentions, output_hidden_states: also return the encoders' maps / states (`vision_*`, `text_*`).
+            return_dict: `False` returns a tuple.
         """
         del mlm_labels  # MAC aligns masked views, it reconstructs nothing (MAC §3, Table 5)
         text_ids = mlm_input_ids if mlm_input_ids is not None else input_ids
@@ -559,7 +641,15 @@ class MacForVideoTextRetrieval(MacPreTrainedModel):
             raise ValueError(
                 f"got {pixel_values.shape[0]} videos and {input_ids.shape[0]} captions; row i of each is one pair."
             )
-        output = self.mac(pixel_values, text_ids, attention_mask, bool_masked_pos=bool_masked_pos)
+        output = self.mac(
+            pixel_values,
+            text_ids,
+            attention_mask,
+            bool_masked_pos=bool_masked_pos,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        vision, text = output.vision_model_output, output.text_model_output
         loss = None
         if return_loss:
             loss = self.vtc_loss(output.video_embeds, output.text_embeds, self.mac.logit_scale, video_ids=video_ids)
@@ -570,6 +660,11 @@ class MacForVideoTextRetrieval(MacPreTrainedModel):
             logits_per_text=output.logits_per_text,
             video_embeds=output.video_embeds,
             text_embeds=output.text_embeds,
+            vision_hidden_states=vision.hidden_states,
+            vision_attentions=vision.attentions,
+            vision_temporal_attentions=vision.temporal_attentions,
+            text_hidden_states=text.hidden_states,
+            text_attentions=text.attentions,
         )
 
 
