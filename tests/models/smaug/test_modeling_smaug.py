@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
-from safetensors.torch import save_file
 from transformers import AutoModel, AutoModelForPreTraining, BertConfig, BertModel, CLIPVisionConfig, CLIPVisionModel
 
-from hf_videolang.hub.remote_code import save_with_remote_code
 from hf_videolang.models.smaug import (
     SmaugConfig,
     SmaugForPreTraining,
@@ -22,11 +16,13 @@ from hf_videolang.models.smaug import (
     SmaugFrameSelector,
     SmaugModel,
     SmaugVisionConfig,
+    SmaugVisionModel,
     gumbel_top_k,
     select_frames,
     sparsify_tokens,
 )
 from hf_videolang.video.masking import TubeMasker
+from models.test_modeling_common import ModelTesterMixin
 
 BATCH, FRAMES, SIZE, PATCH = 3, 4, 32, 8
 GRID = SIZE // PATCH  # 4x4 patches per frame
@@ -78,6 +74,64 @@ class SmaugModelTester:
         mlm_input_ids[:, 2] = 4  # [MASK]
         return dict(inputs, bool_masked_pos=cls.mask(seed=seed), mlm_input_ids=mlm_input_ids, mlm_labels=labels,
                     generator=torch.Generator().manual_seed(seed))  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------- shared checks
+
+
+class TestSmaugEncoders(ModelTesterMixin):
+    """The shared checks on the encoders, on tube-masked 4-frame videos, VTS and frame selection on. Hidden states
+    change length at every sparsification layer (VTS), which the mixin's one-shape check does not allow; they are
+    checked in `test_sdpa_matches_eager_and_outputs_can_be_tuples` instead."""
+
+    all_model_classes = (SmaugVisionModel, SmaugModel)
+    test_hidden_states = False
+
+    def prepare_config_and_inputs(self, model_class):
+        config = SmaugModelTester.config()
+        inputs = SmaugModelTester.inputs()
+        inputs["bool_masked_pos"] = SmaugModelTester.mask()
+        if model_class is SmaugVisionModel:
+            return config.vision_config, dict(pixel_values=inputs["pixel_values"],
+                                              bool_masked_pos=inputs["bool_masked_pos"])  # fmt: skip
+        return config, inputs
+
+
+class TestSmaugTaskModels(ModelTesterMixin):
+    """The shared checks on the pre-training, retrieval and QA models, each given what makes it return a loss."""
+
+    all_model_classes = (SmaugForPreTraining, SmaugForVideoTextRetrieval)
+    test_attentions = False  # the encoders' maps are checked above; task outputs carry losses and scores
+    test_hidden_states = False
+
+    def prepare_config_and_inputs(self, model_class):
+        config = SmaugModelTester.config(mvm_loss_weight=0.5)
+        if model_class is SmaugForPreTraining:
+            inputs = SmaugModelTester.pretraining_inputs()
+            inputs.pop("generator")  # the global RNG, seeded by the mixin, draws negatives and Gumbel noise
+            return config, inputs
+        inputs = SmaugModelTester.inputs()
+        if model_class is SmaugForVideoTextRetrieval:
+            return config, dict(inputs, return_loss=True, video_ids=torch.tensor([0, 1, 2]))
+        config.answer_list = ["red", "blue", "green"]
+        config.answer_token_ids = [[2, 10, 3], [2, 11, 3], [2, 12, 13, 3]]
+        return config, dict(inputs, labels=torch.tensor([0, 2, 1]))
+
+    def loss_weights(self, config, model_class):
+        if model_class is SmaugForPreTraining:
+            return {"loss_vtc": 1.0, "loss_vtm": 1.0, "loss_mlm": 1.0, "loss_mvm": 0.5}
+        if model_class is SmaugForVideoTextRetrieval:
+            return {"loss_vtc": 1.0, "loss_vtm": 1.0}
+        return None  # QA: one term, the answer NLL
+
+
+class TestSmaugQuestionAnswering(TestSmaugTaskModels):
+    all_model_classes = (SmaugForVideoQuestionAnswering,)
+    # The QA head trains the answer decoder on the fused question: the VTC heads and the VTM head (used by
+    # score_candidates, multiple choice) take no part in its loss.
+    parameters_without_gradient = frozenset(
+        {"smaug.logit_scale", "smaug.vision_projection.*", "smaug.text_projection.*", "vtm_head.*"}
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- config
@@ -449,52 +503,3 @@ def test_bert_splits_into_the_text_and_multimodal_encoders():
     assert torch.equal(model.multimodal_encoder.layer[0].attention.self.query.weight,
                        bert.encoder.layer[2].attention.self.query.weight)  # fmt: skip
     assert torch.equal(model.text_model.embeddings.word_embeddings.weight, bert.embeddings.word_embeddings.weight)
-
-
-# ---------------------------------------------------------------------------------------------------- remote code
-
-_LOADER = textwrap.dedent(
-    """
-    import sys
-
-    class _Block:
-        def find_spec(self, name, path=None, target=None):
-            if name == "hf_videolang" or name.startswith("hf_videolang."):
-                raise ImportError(name)
-
-    sys.meta_path.insert(0, _Block())
-    import torch
-    from safetensors.torch import load_file
-    from transformers import AutoModel
-
-    torch.set_num_threads(1)
-    model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
-    data = load_file(sys.argv[1] + "/expected.safetensors")
-    with torch.no_grad():
-        out = model(pixel_values=data["pixel_values"], input_ids=data["input_ids"],
-                    attention_mask=data["attention_mask"])
-    assert torch.equal(out.video_embeds, data["video_embeds"]), "video_embeds"
-    assert torch.equal(out.selected_frame_indices, data["selected"]), "selected"
-    assert type(model).__name__ == "SmaugModel" and type(model).__module__.startswith("transformers_modules")
-    print("LOADED")
-    """
-)
-
-
-def test_saved_smaug_loads_with_trust_remote_code_without_hf_videolang(tmp_path):
-    torch.manual_seed(0)
-    model = SmaugModel(SmaugModelTester.config()).eval()
-    inputs = SmaugModelTester.inputs()
-    with torch.no_grad():
-        out = model(**inputs)
-    folder = tmp_path / "smaug"
-    names = {path.name for path in save_with_remote_code(model, folder)}
-    assert {"configuration_smaug.py", "modeling_smaug.py", "hfvl_layers_attention.py"} <= names
-    save_file({**inputs, "video_embeds": out.video_embeds.contiguous(), "selected": out.selected_frame_indices},
-              str(folder / "expected.safetensors"))  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["HF_HUB_OFFLINE"] = "1"
-    result = subprocess.run([sys.executable, "-c", _LOADER, str(folder)], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "LOADED" in result.stdout

@@ -1184,7 +1184,7 @@ class SmaugForPreTraining(_SmaugMatchingMixin, SmaugPreTrainedModel):
             text_embeds=text_embeds,
             selected_frame_indices=selected,
             num_visual_tokens=vision_output.num_visual_tokens,
-            num_selected_frames=torch.tensor(self.smaug.num_frames_after_selection(num_frames)),
+            num_selected_frames=torch.tensor(self.smaug.num_frames_after_selection(num_frames), device=pixel_values.device),
         )
         return output if return_dict else output.to_tuple()
 
@@ -1294,7 +1294,9 @@ class SmaugForVideoTextRetrieval(_SmaugMatchingMixin, SmaugPreTrainedModel):
             video_embeds=video_embeds,
             text_embeds=text_embeds,
             num_visual_tokens=vision_output.num_visual_tokens,
-            num_selected_frames=torch.tensor(self.smaug.num_frames_after_selection(pixel_values.shape[1])),
+            num_selected_frames=torch.tensor(
+                self.smaug.num_frames_after_selection(pixel_values.shape[1]), device=pixel_values.device
+            ),
         )
         return output if return_dict else output.to_tuple()
 
