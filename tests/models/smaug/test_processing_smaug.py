@@ -71,3 +71,11 @@ def test_save_and_load_round_trip(tiny_tokenizer, tmp_path):
     processor.save_pretrained(tmp_path)
     loaded = SmaugProcessor.from_pretrained(tmp_path)
     assert (loaded.num_frames, loaded.mask_ratio, loaded.mask_type) == (1, 0.65, "tube")
+
+
+def test_model_card_renders_with_its_deviations_and_no_numbers():
+    from hf_videolang.hub.model_card import render_model_card
+
+    card = render_model_card("smaug-b16")
+    assert "smaug" in card.data.tags and card.data.license == "apache-2.0"
+    assert "## Deviations" in card.text and "model-index" not in str(card)
