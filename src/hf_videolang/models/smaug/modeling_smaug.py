@@ -1160,7 +1160,9 @@ class SmaugForPreTraining(_SmaugMatchingMixin, SmaugPreTrainedModel):
                 raise ValueError("SmaugForPreTraining: `mlm_labels` needs `mlm_input_ids` (the masked captions).")
             masked_states = self.smaug.encode_text(mlm_input_ids, attention_mask)
             fused, index = self.smaug.fuse(frame_tokens, masked_states, attention_mask, generator)
-            losses["mlm"] = self.mlm_loss(self.mlm_head(fused), mlm_labels)
+            # The vocabulary head runs on the masked positions only (the others carry no target).
+            targets = mlm_labels != self.mlm_loss.ignore_index
+            losses["mlm"] = self.mlm_loss(self.mlm_head(fused[targets]), mlm_labels[targets])
             selected = index if selected is None else selected
 
         mvm_logits = None
