@@ -257,7 +257,7 @@ def draw_overview(output_dir: str, corpus_root: str, path: str, num_videos: int 
     from PIL import Image, ImageDraw
 
     from ..data import load_corpus
-    from ..losses import unpatchify
+    from ..losses import patchify, unpatchify
     from ..models.smaug import SmaugForPreTraining, SmaugProcessor
 
     source = os.path.join(output_dir, "smaug_pretrain")
@@ -272,13 +272,10 @@ def draw_overview(output_dir: str, corpus_root: str, path: str, num_videos: int 
     pixels, mask = batch["pixel_values"], batch["bool_masked_pos"]
     vision_out = model.smaug.vision_model(pixels, bool_masked_pos=mask, return_decoder_inputs=True)
     pred = model.mae_decoder(vision_out.decoder_inputs, mask)
-    target = model.mvm_loss.target_patches(pixels)  # per-patch normalized
-    from ..losses import patchify
-
+    # The decoder predicts per-patch normalized pixels (norm_pix_loss): undo it with each patch's own statistics.
     raw = patchify(pixels, patch).float()
     mean, var = raw.mean(-1, keepdim=True), raw.var(-1, keepdim=True)
     recon_patches = torch.where(mask[..., None], pred * (var + 1e-6).sqrt() + mean, raw)
-    del target
     recon = unpatchify(recon_patches, patch, 1, pixels.shape[1], pixels.shape[-2], pixels.shape[-1])
     text_states = model.smaug.encode_text(batch["input_ids"], batch["attention_mask"])
     _, selected = model.smaug.fuse(vision_out.last_hidden_state, text_states, batch["attention_mask"])
