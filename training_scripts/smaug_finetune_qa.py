@@ -23,7 +23,7 @@ from smaug_common import SmaugModelArguments, build_model, build_processor  # no
 from transformers import set_seed  # noqa: E402
 
 from hf_videolang.evaluation.qa import evaluate_qa  # noqa: E402
-from hf_videolang.models.smaug import SmaugForVideoQuestionAnswering  # noqa: E402
+from hf_videolang.models.smaug import SmaugConfig, SmaugForVideoQuestionAnswering  # noqa: E402
 from hf_videolang.training import (  # noqa: E402
     AnswerTargetCollator,
     VideoTextCollator,
@@ -44,9 +44,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     )
     setup_logging(training_args)
     set_seed(training_args.seed)
-    model = build_model(SmaugForVideoQuestionAnswering, model_args)
-    if model_args.model_name_or_path is None or not model.config.answer_token_ids:
-        model.init_answer_decoder()  # a fresh QA head starts from the multimodal encoder
+    checkpoint = model_args.model_name_or_path
+    if checkpoint is not None and not SmaugConfig.from_pretrained(checkpoint).answer_token_ids:
+        # A pre-training checkpoint: the answer decoder starts from its multimodal encoder and MLM head.
+        model = SmaugForVideoQuestionAnswering.from_pretraining(checkpoint)
+    else:
+        model = build_model(SmaugForVideoQuestionAnswering, model_args)
+        if checkpoint is None:
+            model.init_answer_decoder()
     processor = build_processor(model_args, model.config, data_args.num_frames or 4)
     train_set = load_split(data_args, "train", task="qa")
     eval_set = load_split(data_args, "validation", task="qa")

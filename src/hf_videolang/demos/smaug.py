@@ -178,8 +178,7 @@ def finetune_qa(output_dir: str, corpus_root: str, seed: int = 0, epochs: float 
 
     set_seed(seed)
     source = os.path.join(output_dir, "smaug_pretrain")
-    model = SmaugForVideoQuestionAnswering.from_pretrained(source)
-    model.init_answer_decoder()
+    model = SmaugForVideoQuestionAnswering.from_pretraining(source)
     processor = SmaugProcessor.from_pretrained(source)
     answers = json.loads((Path(corpus_root) / "answers.json").read_text())
     model.set_answer_list(answers, processor.tokenizer, max_length=5)

@@ -412,6 +412,21 @@ def test_save_and_reload_is_bit_exact_and_auto_classes_resolve(tmp_path):
     assert torch.equal(base.logit_scale, model.smaug.logit_scale)
 
 
+def test_qa_from_pretraining_starts_the_answer_decoder_from_the_multimodal_encoder_and_mlm_head(tmp_path):
+    torch.manual_seed(0)
+    pretraining = SmaugForPreTraining(SmaugModelTester.config())
+    torch.nn.init.normal_(pretraining.mlm_head.predictions.bias)  # zero at init: make the copy visible
+    pretraining.save_pretrained(tmp_path)
+    qa = SmaugForVideoQuestionAnswering.from_pretraining(tmp_path)
+    decoder = qa.answer_decoder
+    assert torch.equal(decoder.bert.encoder.layer[0].attention.self.query.weight,
+                       pretraining.smaug.multimodal_encoder.layer[0].attention.self.query.weight)  # fmt: skip
+    assert torch.equal(decoder.cls.predictions.bias, pretraining.mlm_head.predictions.bias)
+    assert torch.equal(decoder.cls.predictions.transform.dense.weight,
+                       pretraining.mlm_head.predictions.transform.dense.weight)  # fmt: skip
+    assert torch.equal(qa.vtm_head.weight, pretraining.vtm_head.weight)
+
+
 def test_input_embeddings_are_the_text_word_embeddings():
     model = SmaugForPreTraining(SmaugModelTester.config())
     embeddings = model.get_input_embeddings()

@@ -1335,13 +1335,41 @@ class SmaugForVideoQuestionAnswering(_SmaugMatchingMixin, SmaugPreTrainedModel):
     def set_input_embeddings(self, value: nn.Module) -> None:
         self.smaug.set_input_embeddings(value)
 
+    @classmethod
+    def from_pretraining(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> SmaugForVideoQuestionAnswering:
+        """Load a `SmaugForPreTraining` checkpoint and start the answer decoder from it (:meth:`init_answer_decoder`,
+        with the MLM head's transform and bias); `from_pretrained` alone leaves the decoder random."""
+        from safetensors.torch import load_file
+        from transformers.utils import SAFE_WEIGHTS_NAME, logging
+        from transformers.utils.hub import cached_file
+
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity_error()  # the load report would list the answer decoder, filled right below
+        try:
+            model = cls.from_pretrained(pretrained_model_name_or_path, **kwargs)
+        finally:
+            logging.set_verbosity(verbosity)
+        weights = cached_file(
+            pretrained_model_name_or_path, SAFE_WEIGHTS_NAME, _raise_exceptions_for_missing_entries=False
+        )
+        prefix = "mlm_head."
+        state = {k[len(prefix):]: v for k, v in load_file(weights).items() if k.startswith(prefix)} if weights else {}
+        model.init_answer_decoder(state or None)
+        return model
+
     @torch.no_grad()
-    def init_answer_decoder(self) -> None:
+    def init_answer_decoder(self, mlm_head_state: dict[str, torch.Tensor] | None = None) -> None:
         """Start the answer decoder from the multimodal encoder's layers and the text embeddings (Singularity
-        initializes its decoder from BERT's last layers), its LM head reading the word embeddings."""
+        initializes its decoder from BERT's last layers), its LM head reading the word embeddings and, when given,
+        taking a `BertOnlyMLMHead` state (`predictions.transform.*`, `predictions.bias`)."""
         decoder = self.answer_decoder
         decoder.bert.embeddings.load_state_dict(self.smaug.text_model.embeddings.state_dict())
         decoder.bert.encoder.layer.load_state_dict(self.smaug.multimodal_encoder.layer.state_dict())
+        if mlm_head_state is not None:
+            head = {k: v for k, v in mlm_head_state.items() if not k.startswith("predictions.decoder.")}
+            missing, unexpected = decoder.cls.load_state_dict(head, strict=False)
+            if unexpected or any(not key.startswith("predictions.decoder.") for key in missing):
+                raise ValueError(f"init_answer_decoder: MLM head state missing {missing}, unexpected {unexpected}.")
         decoder.cls.predictions.decoder.weight.copy_(decoder.bert.embeddings.word_embeddings.weight)
 
     def set_answer_list(self, answers: Sequence[str], tokenizer, max_length: int = 5) -> None:
