@@ -388,7 +388,7 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
     loss.backward()
     grad = model.smaug.vision_model.layers[0].mlp.fc1.weight.grad.clone()
     model.zero_grad()
-    model.gradient_checkpointing_enable()
+    model.activation_checkpointing_enable()
     inputs = SmaugModelTester.pretraining_inputs()
     loss2 = model(**inputs).loss
     loss2.backward()
