@@ -240,6 +240,20 @@ def test_vts_fused_token_is_the_attention_weighted_sum_of_the_dropped_tokens():
     assert torch.equal(out[:, 0], tokens[:, 0])  # [CLS] untouched
 
 
+def test_vts_leaves_too_few_tokens_unchanged_and_in_order():
+    tokens = torch.randn(2, 1 + 4, 8)
+    out, keep, drop = sparsify_tokens(tokens, torch.rand(2, 4), keep_rate=0.8)  # ceil(3.2) = 4: nothing to drop
+    assert torch.equal(out, tokens) and keep.tolist() == [[0, 1, 2, 3]] * 2 and drop.shape == (2, 0)
+    torch.manual_seed(0)
+    model = SmaugModel(SmaugModelTester.config()).eval()
+    mask = SmaugModelTester.mask(ratio=0.75)  # 4 visible patches per frame
+    with torch.no_grad():
+        out = model.vision_model(SmaugModelTester.inputs()["pixel_values"], bool_masked_pos=mask)
+    assert out.num_visual_tokens.tolist() == [5] * 5
+    visible = (~mask.view(BATCH, FRAMES, PER_FRAME)).nonzero()[:, 2].view(BATCH, FRAMES, 4)
+    assert torch.equal(out.kept_patch_positions[-1], visible)
+
+
 def test_cls_attention_of_sdpa_equals_the_eager_attention_row():
     torch.manual_seed(0)
     model = SmaugModel(SmaugModelTester.config()).eval()

@@ -254,10 +254,11 @@ def sparsify_tokens(
     frames, length, dim = hidden_states.shape
     num_tokens = length - 1
     num_keep = math.ceil(keep_rate * num_tokens)
+    if num_keep >= num_tokens:  # too few tokens to drop one: unchanged, in their order
+        keep_index = torch.arange(num_tokens, device=hidden_states.device).expand(frames, num_tokens)
+        return hidden_states, keep_index, keep_index[:, :0]
     order = cls_attention.argsort(dim=1, descending=True)
     keep_index, drop_index = order[:, :num_keep], order[:, num_keep:]
-    if num_keep >= num_tokens:
-        return hidden_states, keep_index, drop_index
     tokens = hidden_states[:, 1:]
     kept = tokens.gather(1, keep_index[..., None].expand(-1, -1, dim))
     parts = [hidden_states[:, :1], kept]
