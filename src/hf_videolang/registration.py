@@ -30,6 +30,15 @@ def _register_models() -> None:
     )
     from .models.evilm_tokenizer import EvilmTokenizerConfig, EvilmVideoTokenizer
     from .models.mac import MacConfig, MacForVideoTextRetrieval, MacModel, MacProcessor, MacVisionConfig, MacVisionModel
+    from .models.smaug import (
+        SmaugConfig,
+        SmaugForPreTraining,
+        SmaugForVideoQuestionAnswering,
+        SmaugModel,
+        SmaugProcessor,
+        SmaugVisionConfig,
+        SmaugVisionModel,
+    )
     from .models.umt import (
         UmtConfig,
         UmtForPreTraining,
@@ -71,6 +80,14 @@ def _register_models() -> None:
     AutoModelForVideoClassification.register(EvilmConfig, EvilmForVideoClassification, exist_ok=True)
     AutoModelForVisualQuestionAnswering.register(EvilmConfig, EvilmForVideoQuestionAnswering, exist_ok=True)
     AutoProcessor.register(EvilmConfig, EvilmProcessor, exist_ok=True)
+
+    AutoConfig.register(SmaugConfig.model_type, SmaugConfig, exist_ok=True)
+    AutoConfig.register(SmaugVisionConfig.model_type, SmaugVisionConfig, exist_ok=True)
+    AutoModel.register(SmaugConfig, SmaugModel, exist_ok=True)
+    AutoModel.register(SmaugVisionConfig, SmaugVisionModel, exist_ok=True)
+    AutoModelForPreTraining.register(SmaugConfig, SmaugForPreTraining, exist_ok=True)
+    AutoModelForVisualQuestionAnswering.register(SmaugConfig, SmaugForVideoQuestionAnswering, exist_ok=True)
+    AutoProcessor.register(SmaugConfig, SmaugProcessor, exist_ok=True)
 
 
 def register_all() -> None:

@@ -259,7 +259,7 @@ MEASURE_SCRIPT = textwrap.dedent("""
     import gc, os, resource, sys
     from hf_videolang.models.umt import UmtProcessor
     from transformers import BertTokenizerFast
-    from hf_videolang.pretrained import minilm_path
+    from hf_videolang.demos.minilm import minilm_path
     processor = UmtProcessor(BertTokenizerFast.from_pretrained(minilm_path()), num_frames=2)
     processor(videos=sys.argv[2], text="warm up")  # imports, allocator pools: not part of the video's cost
     gc.collect()

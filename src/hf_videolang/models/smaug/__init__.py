@@ -1,0 +1,51 @@
+"""SMAUG: Sparse Masked Autoencoder for Efficient Video-Language Pre-training (Lin et al., ICCV 2023)."""
+
+from .configuration_smaug import SMAUG_PRESETS, SmaugConfig, SmaugVisionConfig
+from .modeling_smaug import (
+    SmaugAttention,
+    SmaugEncoderLayer,
+    SmaugForPreTraining,
+    SmaugForPreTrainingOutput,
+    SmaugForVideoQuestionAnswering,
+    SmaugForVideoTextRetrieval,
+    SmaugFrameSelector,
+    SmaugMaeDecoder,
+    SmaugModel,
+    SmaugOutput,
+    SmaugPreTrainedModel,
+    SmaugVideoQuestionAnsweringOutput,
+    SmaugVideoTextRetrievalOutput,
+    SmaugVisionModel,
+    SmaugVisionModelOutput,
+    gumbel_top_k,
+    select_frames,
+    sparsify_tokens,
+    visible_patch_tokens,
+)
+from .processing_smaug import SmaugProcessor
+
+__all__ = [
+    "SMAUG_PRESETS",
+    "SmaugAttention",
+    "SmaugConfig",
+    "SmaugEncoderLayer",
+    "SmaugForPreTraining",
+    "SmaugForPreTrainingOutput",
+    "SmaugForVideoQuestionAnswering",
+    "SmaugForVideoTextRetrieval",
+    "SmaugFrameSelector",
+    "SmaugMaeDecoder",
+    "SmaugModel",
+    "SmaugOutput",
+    "SmaugPreTrainedModel",
+    "SmaugProcessor",
+    "SmaugVideoQuestionAnsweringOutput",
+    "SmaugVideoTextRetrievalOutput",
+    "SmaugVisionConfig",
+    "SmaugVisionModel",
+    "SmaugVisionModelOutput",
+    "gumbel_top_k",
+    "select_frames",
+    "sparsify_tokens",
+    "visible_patch_tokens",
+]
