@@ -18,6 +18,13 @@ def _register_models() -> None:
         AutoProcessor,
     )
 
+    from .models.clipbert import (
+        ClipBertConfig,
+        ClipBertForPreTraining,
+        ClipBertForVideoQuestionAnswering,
+        ClipBertModel,
+        ClipBertProcessor,
+    )
     from .models.mac import MacConfig, MacForVideoTextRetrieval, MacModel, MacProcessor, MacVisionConfig, MacVisionModel
     from .models.umt import (
         UmtConfig,
@@ -46,6 +53,12 @@ def _register_models() -> None:
     # MAC's pre-training model is its retrieval model (VTC only, MAC §3.3).
     AutoModelForPreTraining.register(MacConfig, MacForVideoTextRetrieval, exist_ok=True)
     AutoProcessor.register(MacConfig, MacProcessor, exist_ok=True)
+
+    AutoConfig.register(ClipBertConfig.model_type, ClipBertConfig, exist_ok=True)
+    AutoModel.register(ClipBertConfig, ClipBertModel, exist_ok=True)
+    AutoModelForPreTraining.register(ClipBertConfig, ClipBertForPreTraining, exist_ok=True)
+    AutoModelForVisualQuestionAnswering.register(ClipBertConfig, ClipBertForVideoQuestionAnswering, exist_ok=True)
+    AutoProcessor.register(ClipBertConfig, ClipBertProcessor, exist_ok=True)
 
 
 def register_all() -> None:
