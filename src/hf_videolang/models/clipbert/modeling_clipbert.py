@@ -349,31 +349,28 @@ class ClipBertModel(ClipBertPreTrainedModel):
 
         # The BERT layers read the backend from the text config; the model's choice (`attn_implementation=`,
         # `set_attn_implementation`) lives on the top config. Fused kernels return no probabilities, so a call that
-        # asks for attentions runs eager.
+        # asks for attentions runs eager. It is set, not restored: gradient checkpointing recomputes the layers in
+        # the backward pass, which must use the backend of the forward pass.
         text_config = config.text_config
-        saved = text_config._attn_implementation
         text_config._attn_implementation = "eager" if output_attentions else (config._attn_implementation or "eager")
-        try:
-            mask = create_bidirectional_mask(config=text_config, inputs_embeds=hidden_states, attention_mask=full_mask)
-            all_hidden: list[torch.Tensor] = [hidden_states]
-            all_attentions: list[torch.Tensor] = []
-            hooks = []
-            if output_attentions:
-                for layer in self.encoder.layer:
-                    hooks.append(
-                        layer.attention.self.register_forward_hook(
-                            lambda _module, _args, output: all_attentions.append(output[1])
-                        )
+        mask = create_bidirectional_mask(config=text_config, inputs_embeds=hidden_states, attention_mask=full_mask)
+        all_hidden: list[torch.Tensor] = [hidden_states]
+        all_attentions: list[torch.Tensor] = []
+        hooks = []
+        if output_attentions:
+            for layer in self.encoder.layer:
+                hooks.append(
+                    layer.attention.self.register_forward_hook(
+                        lambda _module, _args, output: all_attentions.append(output[1])
                     )
-            try:
-                for layer in self.encoder.layer:
-                    hidden_states = layer(hidden_states, mask)
-                    all_hidden.append(hidden_states)
-            finally:
-                for hook in hooks:
-                    hook.remove()
+                )
+        try:
+            for layer in self.encoder.layer:
+                hidden_states = layer(hidden_states, mask)
+                all_hidden.append(hidden_states)
         finally:
-            text_config._attn_implementation = saved
+            for hook in hooks:
+                hook.remove()
 
         output = ClipBertModelOutput(
             last_hidden_state=hidden_states,
@@ -399,7 +396,10 @@ class ClipBertForPreTraining(ClipBertPreTrainedModel):
     MLM loss covers every pair, the mismatched ones too (the authors' collator masks every caption).
     """
 
-    _tied_weights_keys = {"cls.predictions.decoder.weight": "clipbert.embeddings.word_embeddings.weight"}
+    _tied_weights_keys = {
+        "cls.predictions.decoder.weight": "clipbert.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
 
     def __init__(self, config: ClipBertConfig) -> None:
         super().__init__(config)
