@@ -11,7 +11,7 @@ do inside the model is folded into the converted first conv.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
@@ -50,8 +50,6 @@ class ClipBertProcessor(VideoTextProcessor):
     mlm_probability = 0.15
     max_length = 20  # §3, "keep at most 20 tokens"
     short_video = "stretch"  # GIFs shorter than the clips repeat frames instead of failing
-
-    _SETTING_NAMES: ClassVar[tuple[str, ...]] = VideoTextProcessor._SETTING_NAMES + ("num_test_clips",)
 
     def __init__(
         self,
