@@ -19,6 +19,13 @@ def _register_models() -> None:
         AutoProcessor,
     )
 
+    from .models.clipbert import (
+        ClipBertConfig,
+        ClipBertForPreTraining,
+        ClipBertForVideoQuestionAnswering,
+        ClipBertModel,
+        ClipBertProcessor,
+    )
     from .models.edgenext import EdgeNextConfig, EdgeNextForImageClassification, EdgeNextModel
     from .models.evilm import (
         EvilmConfig,
@@ -88,6 +95,12 @@ def _register_models() -> None:
     AutoModelForPreTraining.register(SmaugConfig, SmaugForPreTraining, exist_ok=True)
     AutoModelForVisualQuestionAnswering.register(SmaugConfig, SmaugForVideoQuestionAnswering, exist_ok=True)
     AutoProcessor.register(SmaugConfig, SmaugProcessor, exist_ok=True)
+
+    AutoConfig.register(ClipBertConfig.model_type, ClipBertConfig, exist_ok=True)
+    AutoModel.register(ClipBertConfig, ClipBertModel, exist_ok=True)
+    AutoModelForPreTraining.register(ClipBertConfig, ClipBertForPreTraining, exist_ok=True)
+    AutoModelForVisualQuestionAnswering.register(ClipBertConfig, ClipBertForVideoQuestionAnswering, exist_ok=True)
+    AutoProcessor.register(ClipBertConfig, ClipBertProcessor, exist_ok=True)
 
 
 def register_all() -> None:
