@@ -23,3 +23,7 @@ class EmptyTextError(ValueError):
 
 class VideoTooLargeError(VideoError):
     """The frames have more pixels than the configured limit (``max_pixels`` of ``read_frames``)."""
+
+
+class IncompleteCorpusError(ValueError):
+    """A corpus folder lacks its completeness marker or files (an interrupted ``make-corpus`` run)."""

@@ -157,3 +157,94 @@ def test_with_lazy_frames_decodes_the_sampled_frames_on_access(corpus):
         decoded = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
     np.testing.assert_array_equal(np.asarray(row["frames"]), decoded[[0, 7, 2]])
     assert len(lazy[:2]["frames"]) == 2
+
+
+# ------------------------------------------------------------------------------------------- hostile annotations
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"video": "a.mp4", "caption": "ok"}\n{"video": "a.mp4", "caption": "caf\xe9"}\n',
+     r"ann\.jsonl:2: not UTF-8 \(byte 0xe9 at column \d+\)"),
+    (b'{"video": "a.mp4", "caption": "\\ud800"}\n', r"ann\.jsonl:1: the string .* holds a lone surrogate"),
+    (b'{"video": "a.mp4", "caption": "ok", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
+     r"ann\.jsonl:1: invalid JSON \(nested too deeply\)"),
+    (b'{"video": "a.mp4", "caption": "ok", "n": ' + b"7" * 5000 + b"}\n",
+     r"ann\.jsonl:1: a number with too many digits"),
+    (b'{"video": "a.mp4", "caption": "ok"}\n{"video": "a.mp4", "caption": NaN}\n',
+     r"ann\.jsonl:2: invalid JSON \(NaN is not a valid JSON value\)"),
+])
+def test_unparsable_lines_name_file_and_line(video_dir, content, message):
+    path = video_dir / "ann.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        load_annotations(path)
+
+
+def test_json_list_errors_name_the_line(video_dir):
+    path = video_dir / "ann.json"
+    path.write_bytes(b'[\n{"video": "a.mp4", "caption": "ok"},\n{"video": "a.mp4", "caption": "\xff"}\n]')
+    with pytest.raises(ValueError, match=r"ann\.json:3: not UTF-8"):
+        load_annotations(path)
+    path.write_text('[\n{"video": "a.mp4",\n "caption": "ok", "n": ' + "1" * 5000 + "}\n]")
+    with pytest.raises(ValueError, match=r"ann\.json:3: a number with too many digits"):
+        load_annotations(path)
+    path.write_text("[\n" + "[" * 100_000 + "]" * 100_000 + "\n]")
+    with pytest.raises(ValueError, match=r"ann\.json:2: invalid JSON \(nested too deeply\)"):
+        load_annotations(path)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"needs_multiple_frames": "no"}, r"ann\.jsonl:1: 'needs_multiple_frames' must be true, false or null, got str"),
+    ({"needs_multiple_frames": 0}, r"'needs_multiple_frames' must be true, false or null, got int"),
+    ({"type": {"kind": "color"}}, r"ann\.jsonl:1: 'type' must be a string, got dict"),
+    ({"answer": float("nan")}, r"ann\.jsonl:1: invalid JSON \(NaN is not a valid JSON value\)"),
+])
+def test_optional_qa_keys_are_type_checked(video_dir, extra, message):
+    record = {"video": "a.mp4", "question": "what colour?", "answer": "red", **extra}
+    path = video_dir / "ann.jsonl"
+    path.write_text(json.dumps(record) + "\n")  # json.dumps writes NaN, which JSON does not allow
+    with pytest.raises(ValueError, match=message):
+        load_annotations(path, task="qa")
+
+
+def test_typed_optional_keys_and_numeric_answers_are_kept(video_dir):
+    path = _write_jsonl(video_dir / "ann.jsonl", [
+        {"video": "a.mp4", "question": "how many?", "answer": 3, "type": "count", "needs_multiple_frames": False},
+        {"video": "b.mp4", "question": "what?", "answer": "red", "type": None, "needs_multiple_frames": None},
+    ])
+    rows = load_annotations(path, task="qa")
+    assert rows["answer"] == ["3", "red"]
+    assert rows["type"] == ["count", None] and rows["needs_multiple_frames"] == [False, None]
+
+
+def test_video_paths_stay_inside_the_root_unless_allowed(video_dir, tmp_path):
+    outside = tmp_path / "secret.mp4"
+    outside.write_bytes(b"x")
+    for video in ("../secret.mp4", str(outside), "sub/../../secret.mp4"):
+        path = _write_jsonl(video_dir / "ann.jsonl", [{"video": "a.mp4", "caption": "ok"},
+                                                      {"video": video, "caption": "escape"}])
+        with pytest.raises(ValueError, match=r"ann\.jsonl:2: video .* is outside the video root .*"
+                                             r"allow_outside_root=True"):
+            load_annotations(path)
+        rows = load_annotations(path, allow_outside_root=True)
+        assert rows["video"][1] == str(outside)
+    inside = _write_jsonl(video_dir / "ann.jsonl", [{"video": str(video_dir / "a.mp4"), "caption": "ok"},
+                                                    {"video": "./sub/../b.mp4", "caption": "fine"}])
+    assert load_annotations(inside)["video"] == [str(video_dir / "a.mp4"), str(video_dir / "b.mp4")]
+
+
+def test_image_key_for_image_text_pairs(tmp_path):
+    from PIL import Image
+
+    from hf_videolang.video.io import read_frames
+
+    folder = tmp_path / "cc3m"
+    folder.mkdir()
+    Image.fromarray(np.full((24, 32, 3), 200, dtype=np.uint8)).save(folder / "0001.jpg")
+    path = _write_jsonl(folder / "pairs.jsonl", [{"image": "0001.jpg", "caption": "a grey square"}])
+    rows = load_annotations(path)
+    assert rows["video"] == [str(folder / "0001.jpg")]
+    assert read_frames(rows["video"][0], [0]).shape == (1, 24, 32, 3)
+    both = _write_jsonl(folder / "both.jsonl", [{"image": "0001.jpg", "video": "0001.jpg", "caption": "x"}])
+    with pytest.raises(ValueError, match=r"both\.jsonl:1: give either 'video' or 'image', not both"):
+        load_annotations(both)

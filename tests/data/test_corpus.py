@@ -287,3 +287,69 @@ def test_cli_writes_a_corpus(tmp_path, capsys):
     printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
     assert json.loads(Path(printed["corpus"]).read_text())["num_videos"] == 3
     assert len(list(Path(printed["videos"]).glob("*.mp4"))) == 3
+
+
+def test_interrupted_run_with_another_seed_is_refused(tmp_path):
+    from hf_videolang.data.annotations import load_answer_list, load_corpus
+    from hf_videolang.errors import IncompleteCorpusError
+
+    paths = _make(tmp_path / "corpus", seed=0)
+    assert len(load_corpus(paths["root"], "train", "retrieval")) > 0
+    # A second run with another seed, killed after writing some of its videos: it deleted the marker first.
+    Path(paths["corpus"]).unlink()
+    _make(tmp_path / "scratch", seed=1)
+    for index in range(3):
+        name = f"video{index:05d}.mp4"
+        (Path(paths["videos"]) / name).write_bytes((Path(tmp_path / "scratch" / "videos") / name).read_bytes())
+    message = r"holds an incomplete corpus: corpus.json, which make-corpus writes last, is missing"
+    with pytest.raises(IncompleteCorpusError, match=message):
+        load_corpus(paths["root"], "train", "retrieval")
+    with pytest.raises(IncompleteCorpusError, match="make-corpus --out"):
+        load_answer_list(paths["root"])
+    # A marker with a video gone is refused too.
+    again = _make(tmp_path / "corpus", seed=0)
+    (Path(again["videos"]) / "video00004.mp4").unlink()
+    with pytest.raises(IncompleteCorpusError, match=r"1 files missing \(video00004.mp4\)"):
+        load_corpus(again["root"], "test", "qa")
+
+
+def test_same_seed_gives_identical_video_bytes(corpus, tmp_path):
+    again = _make(tmp_path / "again")
+    for index in range(NUM_VIDEOS):
+        name = f"videos/video{index:05d}.mp4"
+        assert (Path(again["root"]) / name).read_bytes() == (Path(corpus["root"]) / name).read_bytes(), name
+    assert Path(again["corpus"]).read_bytes() == Path(corpus["corpus"]).read_bytes()
+
+
+def _digest_of_twelve_videos(path: str) -> str:
+    import hashlib
+
+    from hf_videolang.video.writer import write_video
+
+    digest = hashlib.sha256()
+    for index in range(12):
+        spec, _ = corpus_video_spec(3, index, 16, 32)
+        write_video(path, render_video(spec), fps=8)
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def test_videos_are_byte_identical_across_processes(tmp_path):
+    # x264's macroblock tree made 2 of these 12 videos differ from one process to the next (never within one).
+    import inspect
+    import subprocess
+    import sys
+    import textwrap
+
+    script = "\n".join([
+        "import hashlib, sys", "from pathlib import Path",
+        "from hf_videolang.data.corpus import corpus_video_spec, render_video",
+        textwrap.dedent(inspect.getsource(_digest_of_twelve_videos)),
+        "print(_digest_of_twelve_videos(sys.argv[1]))",
+    ])
+    children = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / f"v{k}.mp4")],
+                                 stdout=subprocess.PIPE, text=True) for k in range(2)]
+    runs = [child.communicate()[0].strip() for child in children]
+    assert all(child.returncode == 0 for child in children)
+    runs.append(_digest_of_twelve_videos(str(tmp_path / "here.mp4")))
+    assert len(set(runs)) == 1, runs

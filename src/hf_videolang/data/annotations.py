@@ -9,6 +9,10 @@ built-in corpus (:mod:`.corpus`):
 - ``mc``: ``{"video", "options", "answer"}`` with ``answer`` the index of the right option; the MSRVTT-MC
   spelling ``"caption": [...]`` is accepted for ``options``.
 
+Image-text pairs (CC3M-style) may name an ``"image"`` instead of a ``"video"``: JPEG and PNG files read as
+1-frame videos. Video paths must stay inside the video root (the annotation file's folder by default) unless
+``allow_outside_root=True``. Every problem names the file and line.
+
 Every row also gets ``video_id``: an integer shared by all rows of the same video, for duplicate-aware
 matching and retrieval metrics. Video paths are resolved to absolute paths but not opened: frames are
 decoded on access (:func:`with_lazy_frames`) or by the collator in DataLoader workers.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -25,7 +30,7 @@ import datasets
 import numpy as np
 
 from ..errors import EmptyTextError, VideoNotFoundError
-from .corpus import SPLITS
+from .corpus import SPLITS, check_corpus
 from .corpus import TASKS as CORPUS_TASKS
 
 FrameIndices = Sequence[int] | Sequence[Sequence[int]]
@@ -46,7 +51,7 @@ TASKS = tuple(_FEATURES)
 
 def load_annotations(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike],
                      video_root: str | os.PathLike | None = None, task: str = "retrieval",
-                     check_videos: bool = True) -> datasets.Dataset:
+                     check_videos: bool = True, allow_outside_root: bool = False) -> datasets.Dataset:
     """Read annotation files into one :class:`datasets.Dataset` of rows (no video is decoded).
 
     Args:
@@ -56,6 +61,8 @@ def load_annotations(path_or_paths: str | os.PathLike | Sequence[str | os.PathLi
         task: ``"retrieval"``, ``"qa"`` or ``"mc"``; fixes the required keys and the columns.
         check_videos: raise :class:`~hf_videolang.errors.VideoNotFoundError` for a video path that does not
             exist (one ``stat`` per distinct video).
+        allow_outside_root: accept absolute paths and ``..`` that lead outside the video root (by default they
+            are an error, so an annotation file cannot point the loader at arbitrary files).
 
     Returns:
         Columns ``video`` (absolute path), ``video_id`` (int, same for rows of one video) and the task's
@@ -79,7 +86,8 @@ def load_annotations(path_or_paths: str | os.PathLike | Sequence[str | os.PathLi
         count = len(rows)
         for where, record in _read_records(path):
             for row in _parse_record(record, task, where):
-                row["video"] = _resolve_video(row["video"], root, where, check_videos, video_ids)
+                row["video"] = _resolve_video(row["video"], root, where, check_videos, video_ids,
+                                              allow_outside_root)
                 row["video_id"] = video_ids.setdefault(row["video"], len(video_ids))
                 rows.append(row)
         if len(rows) == count:
@@ -89,30 +97,83 @@ def load_annotations(path_or_paths: str | os.PathLike | Sequence[str | os.PathLi
     return datasets.Dataset.from_dict(columns, features=features)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid JSON value")
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` without NaN / Infinity (Python accepts them, JSON does not)."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def _line_of(data: bytes | str, position: int) -> int:
+    newline = b"\n" if isinstance(data, bytes) else "\n"
+    return data[:position].count(newline) + 1
+
+
+def _deepest_line(text: str) -> int:
+    """Line where the bracket nesting of ``text`` is deepest (for "nested too deeply" errors in a .json file)."""
+    depth = best = 0
+    best_position = 0
+    for position, char in enumerate(text):
+        if char in "[{":
+            depth += 1
+            if depth > best:
+                best, best_position = depth, position
+        elif char in "]}":
+            depth -= 1
+    return _line_of(text, best_position)
+
+
+def _parse_error(error: BaseException, text: str) -> tuple[int | None, str]:
+    """(line within ``text`` when known, reason) of a JSON parsing failure."""
+    if isinstance(error, json.JSONDecodeError):
+        return error.lineno, f"invalid JSON ({error.msg})"
+    if isinstance(error, RecursionError):
+        return _deepest_line(text), "invalid JSON (nested too deeply)"
+    reason = str(error)
+    if "digits" in reason:  # int() refuses numbers of more than 4300 digits (CVE-2020-10735)
+        match = re.search(r"\d{4300,}", text)
+        return (_line_of(text, match.start()) if match else None), "a number with too many digits"
+    return None, f"invalid JSON ({reason})"
+
+
 def _read_records(path: Path) -> Iterator[tuple[str, Any]]:
     """Yield ``(location, record)``: ``"file:line"`` for JSONL, ``"file[index]"`` for a JSON list."""
     if not path.is_file():
         raise FileNotFoundError(f"annotation file not found: {path}")
+    data = path.read_bytes()
     if path.suffix == ".json":
         try:
-            records = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path}:{_line_of(data, error.start)}: not UTF-8 (byte {data[error.start]:#04x} at "
+                             f"offset {error.start}); save the file as UTF-8") from None
+        try:
+            records = _loads(text)
+        except (ValueError, RecursionError) as error:
+            line, reason = _parse_error(error, text)
+            raise ValueError(f"{path}:{line if line is not None else 1}: {reason}") from None
         if not isinstance(records, list):
-            raise ValueError(f"{path}: a .json annotation file must hold a list of records, "
+            raise ValueError(f"{path}:1: a .json annotation file must hold a list of records, "
                              f"got {type(records).__name__}")
         for index, record in enumerate(records):
             yield f"{path}[{index}]", record
         return
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_number}: invalid JSON ({error.msg})") from None
-            yield f"{path}:{line_number}", record
+    for line_number, raw in enumerate(data.splitlines(), start=1):
+        where = f"{path}:{line_number}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{where}: not UTF-8 (byte {raw[error.start]:#04x} at column {error.start + 1}); "
+                             "save the file as UTF-8") from None
+        if not line.strip():
+            continue
+        try:
+            record = _loads(line)
+        except (ValueError, RecursionError) as error:
+            raise ValueError(f"{where}: {_parse_error(error, line)[1]}") from None
+        yield where, record
 
 
 def _parse_record(record: Any, task: str, where: str) -> list[dict[str, Any]]:
@@ -121,6 +182,11 @@ def _parse_record(record: Any, task: str, where: str) -> list[dict[str, Any]]:
         raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
     if task == "mc" and "options" not in record and isinstance(record.get("caption"), list):
         record = {**record, "options": record["caption"]}  # MSRVTT-MC spelling
+    if "image" in record:  # image-text pairs: an image is a 1-frame video
+        if "video" in record:
+            raise ValueError(f"{where}: give either 'video' or 'image', not both")
+        record = {**record, "video": record["image"]}
+    _check_strings(record, where)
     required = ("video", *{"retrieval": ("caption",), "qa": ("question", "answer"),
                            "mc": ("options", "answer")}[task])
     missing = [key for key in required if key not in record]
@@ -136,10 +202,19 @@ def _parse_record(record: Any, task: str, where: str) -> list[dict[str, Any]]:
         return [{"video": video, "caption": _text(c, "caption", where)} for c in captions]
     if task == "qa":
         answer = record["answer"]
+        # Numeric answers ("how many": 3) become their text; NaN / Infinity never get here (rejected by the parser).
         answer = str(answer) if isinstance(answer, (int, float)) and not isinstance(answer, bool) else answer
         row = {"video": video, "question": _text(record["question"], "question", where),
                "answer": _text(answer, "answer", where)}
-        row.update({key: record.get(key) for key in _OPTIONAL_KEYS[task]})
+        question_type = record.get("type")
+        if question_type is not None:
+            row["type"] = _text(question_type, "type", where, ValueError)
+        needs_multiple_frames = record.get("needs_multiple_frames")
+        if needs_multiple_frames is not None and not isinstance(needs_multiple_frames, bool):
+            raise ValueError(f"{where}: 'needs_multiple_frames' must be true, false or null, got "
+                             f"{type(needs_multiple_frames).__name__} {needs_multiple_frames!r}")
+        row["needs_multiple_frames"] = needs_multiple_frames
+        row.setdefault("type", None)
         return [row]
     return [_parse_multiple_choice(video, record, where)]
 
@@ -155,6 +230,23 @@ def _parse_multiple_choice(video: str, record: dict[str, Any], where: str) -> di
     return {"video": video, "options": options, "answer": answer}
 
 
+def _check_strings(value: Any, where: str) -> None:
+    """Every string of a record is valid Unicode (JSON's ``\\ud800`` escapes give lone surrogates)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(f"{where}: the string {value!r} holds a lone surrogate ({error.reason}); "
+                             "escape characters outside the BMP as a surrogate pair") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key, where)
+            _check_strings(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item, where)
+
+
 def _text(value: Any, name: str, where: str, empty_error: type[Exception] = EmptyTextError) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{where}: {name!r} must be a string, got {type(value).__name__} {value!r}")
@@ -163,10 +255,16 @@ def _text(value: Any, name: str, where: str, empty_error: type[Exception] = Empt
     return value
 
 
-def _resolve_video(video: str, root: Path, where: str, check: bool, known: dict[str, int]) -> str:
+def _resolve_video(video: str, root: Path, where: str, check: bool, known: dict[str, int],
+                   allow_outside_root: bool = False) -> str:
     path = Path(video) if os.path.isabs(video) else root / video
-    resolved = str(path.absolute())
-    if check and resolved not in known and not path.is_file():
+    resolved = os.path.normpath(path.absolute())
+    if not allow_outside_root:
+        base = os.path.normpath(root.absolute())
+        if os.path.commonpath([base, resolved]) != base:
+            raise ValueError(f"{where}: video {video!r} is outside the video root {base}; pass "
+                             "allow_outside_root=True to load_annotations to allow it, or video_root=...")
+    if check and resolved not in known and not os.path.isfile(resolved):
         raise VideoNotFoundError(f"{where}: video {video!r} not found (looked for {resolved})")
     return resolved
 
@@ -178,9 +276,10 @@ def load_corpus(root: str | os.PathLike, split: str = "train", task: str = "retr
     if task not in CORPUS_TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {CORPUS_TASKS}")
     path = Path(root) / f"{split}_{task}.jsonl"
-    if not path.is_file():
+    if not path.is_file() and not (Path(root) / "corpus.json").is_file():
         raise FileNotFoundError(f"no corpus annotations at {path}; write the corpus first with "
                                 f"`hf-videolang make-corpus --out {root}`")
+    check_corpus(root)  # refuses a half-written folder (an interrupted make-corpus run)
     # The minimal-pair multiple choice has the rows of "mc".
     return load_annotations(path, task="mc" if task.startswith("mc") else task)
 
@@ -188,6 +287,8 @@ def load_corpus(root: str | os.PathLike, split: str = "train", task: str = "retr
 def load_answer_list(root: str | os.PathLike) -> list[str]:
     """The QA answer vocabulary of a corpus (``answers.json``), most frequent first."""
     path = Path(root) / "answers.json"
+    if path.is_file():
+        check_corpus(root)
     if not path.is_file():
         raise FileNotFoundError(f"no answer list at {path}; write the corpus first with "
                                 f"`hf-videolang make-corpus --out {root}`")

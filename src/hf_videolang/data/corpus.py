@@ -28,7 +28,12 @@ Layout written by :func:`make_corpus` (video paths in the JSONL files are relati
       answers.json                QA answer vocabulary, most frequent in train first
       corpus.json                 version, seed, sizes and split sizes (written last: its presence means complete)
 
-Generation is deterministic: the same arguments give byte-identical annotations and identical decoded frames.
+Generation is deterministic: the same arguments give byte-identical files, videos included, with the same FFmpeg
+and x264 build (see :mod:`hf_videolang.video.writer` for how, and for what another build changes).
+
+``corpus.json`` is the completeness marker: :func:`make_corpus` deletes it first and writes it last, and
+:func:`check_corpus` (called by ``load_corpus``) refuses a folder without it, e.g. one where a second run with
+another seed was interrupted and left new videos next to the old captions.
 Video ``i`` and its captions, questions and minimal-pair options depend only on ``(seed, i)``, so a small corpus is a
 prefix of a larger one with the same seed; the wrong options of ``mc`` are drawn from all the other videos.
 """
@@ -45,7 +50,8 @@ from typing import Any
 
 import numpy as np
 
-CORPUS_VERSION = "1.1"  # 1.1: MSR-VTT-protocol `mc`; the one-attribute options moved to `mc_minimal_pairs`
+# 1.1: MSR-VTT-protocol `mc`; the one-attribute options moved to `mc_minimal_pairs`. 1.2: byte-reproducible videos.
+CORPUS_VERSION = "1.2"
 SPLITS = ("train", "val", "test")
 TASKS = ("retrieval", "qa", "mc", "mc_minimal_pairs")
 HELD_OUT_FRACTION = 0.15  # of the videos in each of val and test; train gets the rest (70 / 15 / 15)
@@ -443,6 +449,37 @@ def corpus_paths(out: str | os.PathLike) -> dict[str, str]:
     paths["answers"] = root / "answers.json"
     paths["corpus"] = root / "corpus.json"
     return {name: str(path) for name, path in paths.items()}
+
+
+def check_corpus(root: str | os.PathLike) -> dict[str, Any]:
+    """Raise :class:`~hf_videolang.errors.IncompleteCorpusError` unless ``root`` holds a complete corpus.
+
+    Complete: ``corpus.json`` (written last) is there and readable, and every annotation file and every video it
+    implies exists. Returns the parsed ``corpus.json``.
+    """
+    from ..errors import IncompleteCorpusError
+
+    paths = corpus_paths(root)
+    rewrite = f"write it again with `hf-videolang make-corpus --out {root}` (same --seed and sizes as before)"
+    marker = Path(paths["corpus"])
+    if not marker.is_file():
+        what = "is not a corpus folder" if not Path(paths["video_index"]).exists() else (
+            "holds an incomplete corpus: corpus.json, which make-corpus writes last, is missing, so a make-corpus "
+            "run into this folder was interrupted and its videos and annotations may come from different runs")
+        raise IncompleteCorpusError(f"{root}: {what}; {rewrite}")
+    try:
+        config = json.loads(marker.read_text(encoding="utf-8"))
+        num_videos = int(config["num_videos"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise IncompleteCorpusError(f"{marker}: unreadable completeness marker ({error}); {rewrite}") from None
+    missing = [name for name, path in paths.items() if name != "root" and not Path(path).exists()]
+    missing += [_VIDEO_NAME.format(index=i) for i in range(num_videos)
+                if not (Path(paths["videos"]) / _VIDEO_NAME.format(index=i)).is_file()]
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise IncompleteCorpusError(f"{root}: the corpus is incomplete: {len(missing)} files missing ({shown}); "
+                                    f"{rewrite}")
+    return config
 
 
 def make_corpus(out: str | os.PathLike, num_videos: int = 300, seed: int = 0, num_frames: int = 32,

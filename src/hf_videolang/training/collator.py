@@ -8,6 +8,8 @@ reproducible for a given seed and number of workers, and every worker and every 
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -16,10 +18,14 @@ import torch
 from torch.utils.data import get_worker_info
 from transformers import BatchFeature
 
+from ..errors import VideoError
 from ..processing_utils import VideoTextProcessor
+from ..video.io import describe_source
 
 TASKS = ("retrieval", "qa", "mc", "pretrain")
 IGNORE_INDEX = -100
+ON_BAD_VIDEO = ("raise", "skip")
+logger = logging.getLogger(__name__)
 
 
 class VideoTextCollator:
@@ -42,6 +48,10 @@ class VideoTextCollator:
             processor makes that kind of mask (``processor.makes_visual_masks``).
         return_mlm: add ``mlm_input_ids`` / ``mlm_labels``. Default: ``task == "pretrain"`` in training with
             ``processor.mlm_probability > 0``.
+        on_bad_video: ``"raise"`` (default): a video that cannot be read stops the run with its
+            :class:`~hf_videolang.errors.VideoError`. ``"skip"``: the row is replaced by another row of the same batch
+            whose video reads (its text and label too), a warning names the file, and :attr:`num_skipped` counts the
+            replacements over all DataLoader workers. A batch with no readable video still raises.
 
     Every batch also has ``video_ids`` ``(B,)``: the same integer for rows with the same video, so that contrastive
     and matching losses do not treat two captions of one video as negatives.
@@ -56,7 +66,13 @@ class VideoTextCollator:
         answer_list: Sequence[str] | None = None,
         return_masks: bool | None = None,
         return_mlm: bool | None = None,
+        on_bad_video: str = "raise",
     ) -> None:
+        if on_bad_video not in ON_BAD_VIDEO:
+            raise ValueError(f"on_bad_video must be one of {ON_BAD_VIDEO}, got {on_bad_video!r}")
+        self.on_bad_video = on_bad_video
+        # Shared with the DataLoader workers (created before they start), so the parent sees their skips.
+        self._skipped = multiprocessing.Value("q", 0) if on_bad_video == "skip" else None
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         if task == "qa" and answer_list is None:
@@ -90,10 +106,51 @@ class VideoTextCollator:
         state = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]
         return torch.Generator().manual_seed(int(state))
 
+    @property
+    def num_skipped(self) -> int:
+        """Rows replaced because their video could not be read (``on_bad_video="skip"``), in all workers."""
+        return 0 if self._skipped is None else int(self._skipped.value)
+
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> BatchFeature:
         """Collate ``rows`` (a list of dataset rows) into one batch; see the class docstring for the keys."""
         if not rows:
             raise ValueError("cannot collate an empty list of rows")
+        if self.on_bad_video == "raise":
+            return self._collate(rows)
+        rows = list(rows)
+        for _ in range(3):  # a replacement can fail under training's random sampling too: a few rounds
+            try:
+                return self._collate(rows)
+            except VideoError as error:
+                rows = self._replace_bad_rows(rows, error)
+        return self._collate(rows)
+
+    def _replace_bad_rows(self, rows: list[Mapping[str, Any]], error: VideoError) -> list[Mapping[str, Any]]:
+        """``rows`` with each row whose video fails replaced by the next row (cyclically) whose video reads."""
+        bad: dict[int, str] = {}
+        for index, row in enumerate(rows):
+            video = _field(row, "video", index)
+            try:
+                self.processor.load_video(video, training=False)
+            except VideoError as row_error:
+                bad[index] = str(row_error)
+        if not bad:  # only the training sampler hit the damage: the row the error names
+            bad = {i: str(error) for i, row in enumerate(rows) if str(error).startswith(describe_source(row["video"]))}
+        good = [index for index in range(len(rows)) if index not in bad]
+        if not bad or not good:
+            raise error
+        replaced = list(rows)
+        for index, reason in bad.items():
+            substitute = next((g for g in good if g > index), good[0])
+            replaced[index] = rows[substitute]
+            logger.warning("skipping row %d of the batch, its video cannot be read (%s); using row %d instead",
+                           index, reason, substitute)
+        assert self._skipped is not None
+        with self._skipped.get_lock():
+            self._skipped.value += len(bad)
+        return replaced
+
+    def _collate(self, rows: Sequence[Mapping[str, Any]]) -> BatchFeature:
         generator = self.next_generator()
         videos = [_field(row, "video", index) for index, row in enumerate(rows)]
         texts, labels, num_options = self._texts_and_labels(rows, generator)
