@@ -3,8 +3,23 @@
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
+
+
+class BuildPyWithModelCards(build_py):
+    """Ship the top-level ``model_cards/`` sources inside the package as ``hf_videolang/model_cards`` (where
+    ``hf_videolang.hub.model_card.default_cards_dir`` looks first), so that ``hf-videolang push`` renders cards from
+    a wheel install, not only from a source checkout. Editable installs read ``model_cards/`` in place."""
+
+    def run(self) -> None:
+        super().run()
+        target = Path(self.build_lib) / "hf_videolang" / "model_cards"
+        target.mkdir(parents=True, exist_ok=True)
+        for source in sorted((HERE / "model_cards").iterdir()):
+            if source.suffix in (".md", ".yaml"):
+                self.copy_file(str(source), str(target / source.name))
 
 # torch is deliberately *not* pinned to a range that admits a newer CUDA build: install the CPU wheel first
 # (`pip install torch==2.13.0`), then this package. Nothing here may depend on a package that pulls a vision wheel built for another torch.
@@ -42,6 +57,7 @@ setup(
     package_data={"hf_videolang": ["py.typed", "evaluation/evaluate_metrics/*/*.py"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
+    cmdclass={"build_py": BuildPyWithModelCards},
     entry_points={"console_scripts": ["hf-videolang=hf_videolang.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
