@@ -1,5 +1,5 @@
-"""The Hub path end to end against the loopback Hub: `hf-videolang push` of tiny UMT and MAC folders, then loading
-them back by repo id in fresh processes, with and without hf_videolang importable."""
+"""The Hub path end to end against the loopback Hub: `hf-videolang push` of tiny UMT, MAC, SMAUG and E-ViLM folders,
+then loading them back by repo id in fresh processes, with and without hf_videolang importable."""
 
 from __future__ import annotations
 
@@ -12,15 +12,22 @@ import torch
 from conftest import hub_env, run_checks, run_python
 from safetensors.torch import save_file
 
+from hf_videolang.models.evilm import EvilmConfig, EvilmForVideoQuestionAnswering, EvilmProcessor
 from hf_videolang.models.mac import MacConfig, MacForVideoTextRetrieval, MacProcessor
+from hf_videolang.models.smaug import SmaugConfig, SmaugForVideoQuestionAnswering, SmaugProcessor
 from hf_videolang.models.umt import UmtConfig, UmtForVideoQuestionAnswering, UmtProcessor
 
 SIZE, PATCH, FRAMES = 32, 8, 2
 ANSWERS = ["red", "blue", "green", "left", "right"]
 QUESTION = "what color is the square?"
-UMT_REPO, MAC_REPO = "org/tiny-umt-qa", "org/tiny-mac"
+UMT_REPO, MAC_REPO, SMAUG_REPO, EVILM_REPO = "org/tiny-umt-qa", "org/tiny-mac", "org/tiny-smaug-qa", "org/tiny-evilm-qa"
 UMT_METRICS = {"accuracy": 41.25, "accuracy_multi_frame": 30.5}
 MAC_METRICS = {"t2v_R@1": 12.5, "t2v_R@5": 50.0}
+SMAUG_METRICS = {"accuracy": 27.3, "accuracy_multi_frame": 31.4}
+EVILM_METRICS = {"accuracy": 31.5, "accuracy_multi_frame": 32.4}
+# (fixture key, repo, card source, metrics) of every pushed folder.
+PUSHES = (("umt", UMT_REPO, "umt-b16", UMT_METRICS), ("mac", MAC_REPO, "mac-b16", MAC_METRICS),
+          ("smaug", SMAUG_REPO, "smaug-b16", SMAUG_METRICS), ("evilm", EVILM_REPO, "evilm-s", EVILM_METRICS))  # fmt: skip
 
 
 def _folder_digest(folder: Path) -> dict[str, str]:
@@ -28,11 +35,11 @@ def _folder_digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
 
 
-def _inputs(tokenizer, batch: int = 2) -> dict[str, torch.Tensor]:
+def _inputs(tokenizer, batch: int = 2, frames: int = FRAMES, size: int = SIZE) -> dict[str, torch.Tensor]:
     encoding = tokenizer(["what color is the square ?", "which direction does the circle move"], padding=True,
                          return_tensors="pt")  # fmt: skip
     gen = torch.Generator().manual_seed(1)
-    return {"pixel_values": torch.randn(batch, FRAMES, 3, SIZE, SIZE, generator=gen),
+    return {"pixel_values": torch.randn(batch, frames, 3, size, size, generator=gen),
             "input_ids": encoding["input_ids"], "attention_mask": encoding["attention_mask"]}  # fmt: skip
 
 
@@ -83,6 +90,33 @@ def saved_runs(tmp_path_factory, tiny_tokenizer):
     MacProcessor(tiny_tokenizer, image_size=SIZE, patch_size=PATCH, num_frames=FRAMES).save_pretrained(mac_dir)
     _write_run(mac_dir.parent, "mac", mac_dir, MAC_METRICS)
 
+    torch.manual_seed(0)
+    smaug = SmaugForVideoQuestionAnswering(SmaugConfig(
+        vision_config=dict(image_size=SIZE, patch_size=PATCH, num_frames=4, hidden_size=32, num_hidden_layers=4,
+                           num_attention_heads=4, intermediate_size=64, sparsification_layers=[2, 3],
+                           temporal_num_hidden_layers=1, decoder_hidden_size=16, decoder_num_attention_heads=2,
+                           decoder_intermediate_size=32, decoder_num_hidden_layers=1),
+        text_config=dict(text, num_hidden_layers=3), num_text_layers=2, projection_dim=16, selector_hidden_size=16,
+        selector_intermediate_size=32)).eval()  # fmt: skip
+    smaug.set_answer_list(ANSWERS, tiny_tokenizer)
+    smaug_processor = SmaugProcessor(tiny_tokenizer, image_size=SIZE, patch_size=PATCH, num_frames=4)
+    smaug_dir = root / "smaug_run" / "smaug_qa"
+    smaug.save_pretrained(smaug_dir)
+    smaug_processor.save_pretrained(smaug_dir)
+    _write_run(smaug_dir.parent, "qa", smaug_dir, SMAUG_METRICS)
+
+    torch.manual_seed(0)
+    evilm = EvilmForVideoQuestionAnswering(EvilmConfig(
+        vision_config=dict(depths=[1, 1, 2, 1], hidden_sizes=[16, 32, 48, 64], num_attention_heads=[4] * 4),
+        text_config=dict(text, max_position_embeddings=40), hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=64, num_frames=FRAMES, image_size=64, codebook_size=20,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, answer_list=ANSWERS)).eval()  # fmt: skip
+    evilm_processor = EvilmProcessor(tiny_tokenizer, image_size=64, num_frames=FRAMES)
+    evilm_dir = root / "evilm_run" / "evilm_qa"
+    evilm.save_pretrained(evilm_dir)
+    evilm_processor.save_pretrained(evilm_dir)
+    _write_run(evilm_dir.parent, "qa", evilm_dir, EVILM_METRICS)
+
     inputs = _inputs(tiny_tokenizer)
     base_keys = ("logits_per_video", "video_embeds", "text_embeds")
     refs = root / "references"
@@ -91,22 +125,28 @@ def saved_runs(tmp_path_factory, tiny_tokenizer):
     save_file(_reference(umt.umt, inputs, base_keys), str(refs / "umt_base.safetensors"))
     save_file(_reference(mac, inputs, base_keys), str(refs / "mac_retrieval.safetensors"))
     save_file(_reference(mac.mac, inputs, base_keys), str(refs / "mac_base.safetensors"))
-    return {"root": root, "umt": umt_dir, "mac": mac_dir, "refs": refs, "umt_model": umt, "processor": umt_processor}
+    smaug_inputs = _inputs(tiny_tokenizer, frames=4)
+    save_file(_reference(smaug, smaug_inputs, ("logits",)), str(refs / "smaug_qa.safetensors"))
+    save_file(_reference(smaug.smaug, smaug_inputs, base_keys), str(refs / "smaug_base.safetensors"))
+    save_file(_reference(evilm, _inputs(tiny_tokenizer, size=64), ("logits",)), str(refs / "evilm_qa.safetensors"))
+    return {"root": root, "umt": umt_dir, "mac": mac_dir, "smaug": smaug_dir, "evilm": evilm_dir, "refs": refs,
+            "models": {"umt": (umt, umt_processor), "smaug": (smaug, smaug_processor),
+                       "evilm": (evilm, evilm_processor)}}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def pushed(saved_runs, loopback_hub, tmp_path_factory):
     """``hf-videolang push`` of both folders, as a user runs it (a fresh process at the loopback endpoint)."""
     home = tmp_path_factory.mktemp("push_home")
-    before = {name: _folder_digest(saved_runs[name]) for name in ("umt", "mac")}
+    before = {name: _folder_digest(saved_runs[name]) for name, *_ in PUSHES}
     records = home / "hub_uploads"
     outputs = {}
-    for name, repo, card in (("umt", UMT_REPO, "umt-b16"), ("mac", MAC_REPO, "mac-b16")):
+    for name, repo, card, _ in PUSHES:
         result = run_python(["-m", "hf_videolang.cli", "push", str(saved_runs[name]), "--repo-id", repo, "--card", card,
                              "--record-dir", str(records)], hub_env(loopback_hub, home), cwd=home)  # fmt: skip
         assert result.returncode == 0, result.stderr[-4000:]
         outputs[name] = result.stdout
-    after = {name: _folder_digest(saved_runs[name]) for name in ("umt", "mac")}
+    after = {name: _folder_digest(saved_runs[name]) for name, *_ in PUSHES}
     return {"home": home, "records": records, "before": before, "after": after, "stdout": outputs}
 
 
@@ -160,39 +200,47 @@ def test_without_hf_videolang_auto_classes_reproduce_the_outputs_and_the_pipelin
     base_keys = ["logits_per_video", "video_embeds", "text_embeds"]
     inputs = ["pixel_values", "input_ids", "attention_mask"]
     (tmp_path / "video.mp4").write_bytes(Path(video).read_bytes())
+
+    def model(repo, auto, ref, keys):
+        return {"repo": repo, "auto": auto, "expected": str(refs / ref), "keys": keys, "inputs": inputs}
+
+    qa_repos = {"umt": UMT_REPO, "smaug": SMAUG_REPO, "evilm": EVILM_REPO}
     spec = {
         "block_hf_videolang": True, "trust_remote_code": True,
         "models": [
-            {"repo": UMT_REPO, "auto": "AutoModel", "expected": str(refs / "umt_base.safetensors"), "keys": base_keys,
-             "inputs": inputs},
-            {"repo": UMT_REPO, "auto": "AutoModelForVisualQuestionAnswering",
-             "expected": str(refs / "umt_qa.safetensors"), "keys": ["logits"], "inputs": inputs},
-            {"repo": MAC_REPO, "auto": "AutoModel", "expected": str(refs / "mac_base.safetensors"), "keys": base_keys,
-             "inputs": inputs},
-            {"repo": MAC_REPO, "auto": "AutoModelForPreTraining", "expected": str(refs / "mac_retrieval.safetensors"),
-             "keys": base_keys, "inputs": inputs},
+            model(UMT_REPO, "AutoModel", "umt_base.safetensors", base_keys),
+            model(UMT_REPO, "AutoModelForVisualQuestionAnswering", "umt_qa.safetensors", ["logits"]),
+            model(MAC_REPO, "AutoModel", "mac_base.safetensors", base_keys),
+            model(MAC_REPO, "AutoModelForPreTraining", "mac_retrieval.safetensors", base_keys),
+            model(SMAUG_REPO, "AutoModel", "smaug_base.safetensors", base_keys),
+            model(SMAUG_REPO, "AutoModelForVisualQuestionAnswering", "smaug_qa.safetensors", ["logits"]),
+            model(EVILM_REPO, "AutoModelForVisualQuestionAnswering", "evilm_qa.safetensors", ["logits"]),
         ],
-        "pipelines": [{"repo": UMT_REPO, "video": video, "question": QUESTION, "top_k": 3}],
+        "pipelines": [{"repo": repo, "video": video, "question": QUESTION, "top_k": 3} for repo in qa_repos.values()],
         "snippets": [{"repo": UMT_REPO, "cwd": str(tmp_path)}, {"repo": MAC_REPO, "cwd": str(tmp_path)}],
     }  # fmt: skip
     report = run_checks(loopback_hub, tmp_path, spec, importable=False)
     assert report["hf_videolang_imported"] == []
     classes = [(m["repo"], m["class"]) for m in report["models"]]
     assert classes == [(UMT_REPO, "UmtModel"), (UMT_REPO, "UmtForVideoQuestionAnswering"), (MAC_REPO, "MacModel"),
-                       (MAC_REPO, "MacForVideoTextRetrieval")]  # fmt: skip
-    for model in report["models"]:
-        assert model["module"].startswith("transformers_modules."), model
-        assert all(model["equal"].values()), model  # bit for bit
+                       (MAC_REPO, "MacForVideoTextRetrieval"), (SMAUG_REPO, "SmaugModel"),
+                       (SMAUG_REPO, "SmaugForVideoQuestionAnswering"),
+                       (EVILM_REPO, "EvilmForVideoQuestionAnswering")]  # fmt: skip
+    for loaded in report["models"]:
+        assert loaded["module"].startswith("transformers_modules."), loaded
+        assert all(loaded["equal"].values()), loaded  # bit for bit
 
     from transformers import pipeline
 
-    (answered,) = report["pipelines"]
-    assert answered["class"] == "VideoQuestionAnsweringPipeline"
-    assert answered["module"].startswith("transformers_modules.")
-    local = pipeline("video-question-answering", model=saved_runs["umt_model"], processor=saved_runs["processor"])
-    expected = local(video, question=QUESTION, top_k=3)
-    assert [a["answer"] for a in answered["answers"]] == [a["answer"] for a in expected]
-    assert [a["score"] for a in answered["answers"]] == pytest.approx([a["score"] for a in expected], abs=1e-5)
+    for (name, repo), answered in zip(qa_repos.items(), report["pipelines"]):
+        assert answered["repo"] == repo and answered["class"] == "VideoQuestionAnsweringPipeline"
+        assert answered["module"].startswith("transformers_modules.")
+        local_model, local_processor = saved_runs["models"][name]
+        expected = pipeline("video-question-answering", model=local_model, processor=local_processor)(
+            video, question=QUESTION, top_k=3
+        )
+        assert [a["answer"] for a in answered["answers"]] == [a["answer"] for a in expected], name
+        assert [a["score"] for a in answered["answers"]] == pytest.approx([a["score"] for a in expected], abs=1e-5)
 
     umt_snippet, mac_snippet = report["snippets"]
     assert f'pipeline("video-question-answering", model="{UMT_REPO}", trust_remote_code=True)' in umt_snippet["code"]
@@ -205,9 +253,10 @@ def test_with_hf_videolang_automodel_loads_without_the_flag_and_the_card_shows_t
 ):
     refs = saved_runs["refs"]
     inputs, keys = ["pixel_values", "input_ids", "attention_mask"], ["logits_per_video", "video_embeds", "text_embeds"]
-    spec = {"block_hf_videolang": False, "trust_remote_code": False, "cards": [UMT_REPO, MAC_REPO],
+    spec = {"block_hf_videolang": False, "trust_remote_code": False, "cards": [repo for _, repo, *_ in PUSHES],
             "models": [{"repo": repo, "auto": "AutoModel", "expected": str(refs / ref), "keys": keys, "inputs": inputs}
-                       for repo, ref in ((UMT_REPO, "umt_base.safetensors"), (MAC_REPO, "mac_base.safetensors"))]}
+                       for repo, ref in ((UMT_REPO, "umt_base.safetensors"), (MAC_REPO, "mac_base.safetensors"),
+                                         (SMAUG_REPO, "smaug_base.safetensors"))]}  # fmt: skip
     report = run_checks(loopback_hub, tmp_path, spec, importable=True)
     for model in report["models"]:
         assert model["module"].startswith("hf_videolang.models."), model  # the installed classes, no remote code
@@ -230,3 +279,8 @@ def test_with_hf_videolang_automodel_loads_without_the_flag_and_the_card_shows_t
     assert {m["type"]: m["value"] for r in mac_card["data"]["model-index"][0]["results"] for m in r["metrics"]} == (
         MAC_METRICS
     )
+    for _, repo, card, metrics in PUSHES[2:]:
+        data = report["cards"][repo]["data"]
+        assert data["pipeline_tag"] == "visual-question-answering", repo
+        assert {m["type"]: m["value"] for r in data["model-index"][0]["results"] for m in r["metrics"]} == metrics
+        assert "## Deviations" in report["cards"][repo]["text"], card
