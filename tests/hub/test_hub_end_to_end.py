@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -284,3 +289,58 @@ def test_with_hf_videolang_automodel_loads_without_the_flag_and_the_card_shows_t
         assert data["pipeline_tag"] == "visual-question-answering", repo
         assert {m["type"]: m["value"] for r in data["model-index"][0]["results"] for m in r["metrics"]} == metrics
         assert "## Deviations" in report["cards"][repo]["text"], card
+
+
+def _olah_cli() -> str | None:
+    return os.environ.get("HF_VIDEOLANG_OLAH") or shutil.which("olah-cli")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(_olah_cli() is None, reason="optional: needs olah (`pip install olah`, or HF_VIDEOLANG_OLAH=its olah-cli)")
+def test_olah_serves_the_same_repository_and_snapshot_download_gets_identical_files(pushed, loopback_hub, tmp_path):
+    # olah, a real Hub mirror, serves local git repositories offline: mirror the pushed repository's files into one.
+    mirror = tmp_path / "mirrors" / "models" / UMT_REPO
+    mirror.mkdir(parents=True)
+    for path, entry in _repo_files(loopback_hub, UMT_REPO).items():
+        (mirror / path).parent.mkdir(parents=True, exist_ok=True)
+        (mirror / path).write_bytes(loopback_hub.storage.blob_path(entry["sha256"]).read_bytes())
+    git = ["git", "-C", str(mirror), "-c", "user.name=hf-videolang", "-c", "user.email=tests@localhost"]
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "mirror"]):
+        subprocess.run(git + command, check=True, capture_output=True)
+    port = _free_port()
+    config = tmp_path / "olah.toml"
+    config.write_text(f'[basic]\nhost = "127.0.0.1"\nport = {port}\nmirror-netloc = "127.0.0.1:{port}"\n'
+                      f'mirror-lfs-netloc = "127.0.0.1:{port}"\nrepos-path = "{tmp_path / "olah_repos"}"\n'
+                      f'mirrors-path = ["{tmp_path / "mirrors"}"]\n[accessibility]\noffline = true\n')  # fmt: skip
+    log = (tmp_path / "olah.log").open("w")
+    server = subprocess.Popen([_olah_cli(), "-c", str(config)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "olah.log").read_text()[-3000:]
+            time.sleep(0.5)
+        code = ("import sys; from huggingface_hub import snapshot_download; "
+                f"snapshot_download({UMT_REPO!r}, local_dir=sys.argv[1])")  # fmt: skip
+        home = tmp_path / "home"
+        for name, url in (("loopback", loopback_hub.url), ("olah", f"http://127.0.0.1:{port}")):
+            env = dict(hub_env(loopback_hub, home / name), HF_ENDPOINT=url)
+            result = run_python(["-c", code, str(tmp_path / name)], env, cwd=tmp_path)
+            assert result.returncode == 0, result.stderr[-3000:] + (tmp_path / "olah.log").read_text()[-2000:]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+    def downloaded(folder: Path) -> dict[str, str]:
+        return {k: v for k, v in _folder_digest(folder).items() if not k.startswith(".cache/")}
+
+    assert downloaded(tmp_path / "olah") == downloaded(tmp_path / "loopback")
+    assert downloaded(tmp_path / "olah")["model.safetensors"] == pushed["before"]["umt"]["model.safetensors"]
