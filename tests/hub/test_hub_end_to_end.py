@@ -222,7 +222,7 @@ def test_without_hf_videolang_auto_classes_reproduce_the_outputs_and_the_pipelin
             model(EVILM_REPO, "AutoModelForVisualQuestionAnswering", "evilm_qa.safetensors", ["logits"]),
         ],
         "pipelines": [{"repo": repo, "video": video, "question": QUESTION, "top_k": 3} for repo in qa_repos.values()],
-        "snippets": [{"repo": UMT_REPO, "cwd": str(tmp_path)}, {"repo": MAC_REPO, "cwd": str(tmp_path)}],
+        "snippets": [{"repo": repo, "cwd": str(tmp_path)} for _, repo, *_ in PUSHES],
     }  # fmt: skip
     report = run_checks(loopback_hub, tmp_path, spec, importable=False)
     assert report["hf_videolang_imported"] == []
@@ -247,9 +247,12 @@ def test_without_hf_videolang_auto_classes_reproduce_the_outputs_and_the_pipelin
         assert [a["answer"] for a in answered["answers"]] == [a["answer"] for a in expected], name
         assert [a["score"] for a in answered["answers"]] == pytest.approx([a["score"] for a in expected], abs=1e-5)
 
-    umt_snippet, mac_snippet = report["snippets"]
-    assert f'pipeline("video-question-answering", model="{UMT_REPO}", trust_remote_code=True)' in umt_snippet["code"]
-    assert "'answer':" in umt_snippet["stdout"] and "'score':" in umt_snippet["stdout"]
+    umt_snippet, mac_snippet, *qa_snippets = report["snippets"]
+    for snippet in (umt_snippet, *qa_snippets):  # every QA card's snippet runs as written and answers
+        assert f'pipeline("video-question-answering", model="{snippet["repo"]}", trust_remote_code=True)' in (
+            snippet["code"]
+        )
+        assert "'answer':" in snippet["stdout"] and "'score':" in snippet["stdout"], snippet
     assert f'AutoModel.from_pretrained("{MAC_REPO}", trust_remote_code=True)' in mac_snippet["code"]
 
 
