@@ -286,6 +286,16 @@ class VideoTextProcessor(ProcessorMixin):
         output["size"], output["crop_size"] = self.size, self.crop_size
         return output
 
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> list[str]:
+        """``ProcessorMixin.save_pretrained``, plus ``preprocessor_config.json``: the evaluation frame transform as a
+        transformers image processor (:class:`~hf_videolang.image_processing_utils.VideoFramesImageProcessor`), which
+        ``pipeline("video-classification")`` loads through ``AutoImageProcessor``."""
+        from .image_processing_utils import VideoFramesImageProcessor
+
+        saved = super().save_pretrained(save_directory, *args, **kwargs)
+        VideoFramesImageProcessor.from_video_text_processor(self).save_pretrained(save_directory)
+        return saved
+
     # ------------------------------------------------------------------ properties
 
     @property

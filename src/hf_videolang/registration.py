@@ -11,6 +11,7 @@ def _register_models() -> None:
     """
     from transformers import (
         AutoConfig,
+        AutoImageProcessor,
         AutoModel,
         AutoModelForImageClassification,
         AutoModelForPreTraining,
@@ -19,6 +20,7 @@ def _register_models() -> None:
         AutoProcessor,
     )
 
+    from .image_processing_utils import VideoFramesImageProcessor
     from .models.clipbert import (
         ClipBertConfig,
         ClipBertForPreTraining,
@@ -65,6 +67,8 @@ def _register_models() -> None:
     AutoModelForVideoClassification.register(UmtConfig, UmtForVideoClassification, exist_ok=True)
     AutoModelForVisualQuestionAnswering.register(UmtConfig, UmtForVideoQuestionAnswering, exist_ok=True)
     AutoProcessor.register(UmtConfig, UmtProcessor, exist_ok=True)
+    # transformers' video-classification pipeline decodes frames itself and asks AutoImageProcessor for the transform.
+    AutoImageProcessor.register(UmtConfig, image_processor_classes={"pil": VideoFramesImageProcessor}, exist_ok=True)
 
     AutoConfig.register(MacConfig.model_type, MacConfig, exist_ok=True)
     AutoConfig.register(MacVisionConfig.model_type, MacVisionConfig, exist_ok=True)
@@ -87,6 +91,7 @@ def _register_models() -> None:
     AutoModelForVideoClassification.register(EvilmConfig, EvilmForVideoClassification, exist_ok=True)
     AutoModelForVisualQuestionAnswering.register(EvilmConfig, EvilmForVideoQuestionAnswering, exist_ok=True)
     AutoProcessor.register(EvilmConfig, EvilmProcessor, exist_ok=True)
+    AutoImageProcessor.register(EvilmConfig, image_processor_classes={"pil": VideoFramesImageProcessor}, exist_ok=True)
 
     AutoConfig.register(SmaugConfig.model_type, SmaugConfig, exist_ok=True)
     AutoConfig.register(SmaugVisionConfig.model_type, SmaugVisionConfig, exist_ok=True)

@@ -24,6 +24,7 @@ from hf_videolang.models.umt import (
     UmtModel,
     UmtProcessor,
 )
+from hf_videolang.video.io import read_frames
 
 SIZE, PATCH, FRAMES, VOCAB = 32, 8, 2, 80
 ANSWERS = ["red", "blue", "green square", "left", "cat"]
@@ -292,6 +293,25 @@ def test_transformers_video_classification_pipeline_runs_umt(processor, small_vi
         probs = model(processor(videos=small_video[0])["pixel_values"]).logits[0].softmax(-1)
     assert result[0]["score"] == pytest.approx(probs.max().item(), abs=1e-5)
     assert result[0]["label"] == model.config.id2label[int(probs.argmax())]
+
+
+def test_video_classification_pipeline_loads_a_saved_folder_as_saved(processor, small_video, tmp_path):
+    model = build(UmtForVideoClassification, num_labels=3, id2label={0: "left", 1: "right", 2: "up"})
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    assert model.config.num_frames == FRAMES  # the pipeline's default frame count
+
+    classify = pipeline("video-classification", model=str(tmp_path))
+    assert type(classify.image_processor).__name__ == "VideoFramesImageProcessor"
+    result = classify(small_video[0], top_k=3)
+    # transformers' pipeline decodes the first num_frames frames; the saved processor's evaluation transform follows.
+    decoded = torch.from_numpy(read_frames(small_video[0], list(range(FRAMES))))
+    with torch.no_grad():
+        probs = model(processor.transform(decoded, training=False)[None]).logits[0].softmax(-1)
+    assert [item["label"] for item in result] == [model.config.id2label[int(i)] for i in probs.argsort(descending=True)]
+    assert [item["score"] for item in result] == pytest.approx(probs.sort(descending=True).values.tolist(), abs=1e-5)
+    # The processor folder still loads as the package's processor, and the new file did not change it.
+    assert UmtProcessor.from_pretrained(tmp_path).to_dict() == processor.to_dict()
 
 
 # ---------------------------------------------------------------------------------------------------- Auto classes

@@ -349,6 +349,12 @@ class UmtConfig(PresetMixin, PreTrainedConfig):
         depth = self.teacher_config.num_hidden_layers
         return sorted(depth - 1 - i * self.uta_layer_interval for i in range(self.uta_num_layers))
 
+    @property
+    def num_frames(self) -> int:
+        """Frames per clip of the student (``vision_config.num_frames``); transformers'
+        ``pipeline("video-classification")`` reads ``config.num_frames``."""
+        return self.vision_config.num_frames
+
     def mask_ratio_for(self, num_frames: int) -> float:
         """Mask ratio of a clip: images (1 frame) use ``image_mask_ratio``, videos ``video_mask_ratio`` (§4.1)."""
         return self.image_mask_ratio if num_frames == 1 else self.video_mask_ratio
