@@ -11,6 +11,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -75,3 +76,26 @@ def test_arguments_are_checked(setup):
         script.main(_args(setup, "bad", phase="both", config_name=str(setup / "config")))
     with pytest.raises(ValueError, match="tokenizer_name"):
         script.main(_args(setup, "bad", config_name=str(setup / "config")))
+
+
+def test_spatial_phase_trains_on_a_jpeg_image_text_file(setup, tmp_path):
+    # MAC §4.1's phase 1 is image-text data (CC3M-style): JPEG files under an "image" key, read as 1-frame videos.
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, colour in enumerate(["red", "green", "blue", "yellow"]):
+        pixels = np.zeros((40, 48, 3), dtype=np.uint8)
+        pixels[..., i % 3] = 200
+        pixels[8:24, 8 + 4 * i : 24 + 4 * i] = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{i:04d}.jpg", quality=90)
+        rows.append({"image": f"{i:04d}.jpg", "caption": f"a {colour} picture"})
+    (tmp_path / "pairs.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+
+    args = _args(setup, "images", phase="spatial", config_name=str(setup / "config"),
+                 tokenizer_name=str(setup / "tokenizer"))  # fmt: skip
+    args[args.index("--train_file") + 1] = str(tmp_path / "pairs.jsonl")
+    args[args.index("--validation_file") + 1] = str(tmp_path / "pairs.jsonl")
+    metrics = _script().main(args)
+    assert metrics["num_frames"] == 1 and math.isfinite(metrics["loss_vtc"])
+    assert {"eval_t2v_R@1", "eval_t2v_MdR"} <= set(metrics)
