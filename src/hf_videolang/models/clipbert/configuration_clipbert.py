@@ -41,7 +41,10 @@ _BERT_BASE: dict[str, Any] = dict(model_type="bert")
 #: Presets. ``ClipBertConfig.from_preset(name, **overrides)`` builds them.
 CLIPBERT_PRESETS: dict[str, dict[str, Any]] = {
     # ResNet-50 (grid-feat) + BERT-base, L=448, 8x2 training clips, 16 test clips, LogSumExp (ClipBERT §4.4, Table 7/8).
-    "clipbert-base": dict(vision_config=dict(_RESNET50_GRID_FEAT), text_config=dict(_BERT_BASE)),
+    # The authors' CNN keeps detectron2's FrozenBN in fine-tuning too (``NORM="FrozenBN"``), so the preset freezes it.
+    "clipbert-base": dict(
+        vision_config=dict(_RESNET50_GRID_FEAT), text_config=dict(_BERT_BASE), frozen_batch_norm=True
+    ),
 }
 
 
@@ -83,6 +86,11 @@ class ClipBertConfig(PreTrainedConfig):
             transformer width (appendix B "two-layer MLP"; ``cls_hidden_scale=2`` in the authors' code).
         answer_list (`list[str]`, *optional*): the open-ended QA answer vocabulary; answer ``i`` is logit ``i``, and
             `pipeline("video-question-answering")` names its answers with it.
+        frozen_batch_norm (`bool`, defaults to `False`): keep the ResNet's BatchNorm layers fixed in training, as
+            detectron2's ``FrozenBatchNorm2d`` of the authors' grid-feat backbone (their running statistics are used
+            and their scale / shift get no gradient). The ``clipbert-base`` preset and converted checkpoints set it;
+            the default trains them, for a CNN trained from scratch (a frozen BN at its identity init normalizes
+            nothing).
         initializer_range (`float`, defaults to 0.02): std of the normal init of the new layers (BERT's).
         tie_word_embeddings (`bool`, defaults to `True`): share the MLM decoder with the word embeddings (BERT's
             pre-training heads, as in the authors' code).
@@ -114,6 +122,7 @@ class ClipBertConfig(PreTrainedConfig):
     max_text_length: int = 20
     classifier_hidden_scale: int = 2
     answer_list: list[str] | None = None
+    frozen_batch_norm: bool = False
     initializer_range: float = 0.02
     tie_word_embeddings: bool = True
 

@@ -183,6 +183,21 @@ class ClipBertGridEncoder(nn.Module):
         self.conv = nn.Conv2d(channels, config.hidden_size, kernel_size=3, padding=1, bias=False)
         self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
         self.act = nn.ReLU()
+        self.frozen_batch_norm = config.frozen_batch_norm
+        if self.frozen_batch_norm:
+            for norm in self._batch_norms():
+                norm.requires_grad_(False)
+
+    def _batch_norms(self) -> list[nn.BatchNorm2d]:
+        return [module for module in self.backbone.modules() if isinstance(module, nn.BatchNorm2d)]
+
+    def train(self, mode: bool = True) -> ClipBertGridEncoder:
+        # detectron2's FrozenBatchNorm2d (the authors' backbone) always uses its stored statistics.
+        super().train(mode)
+        if self.frozen_batch_norm:
+            for norm in self._batch_norms():
+                norm.eval()
+        return self
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """``(B, T, 3, H, W)`` RGB frames -> ``(B, h, w, D)`` clip feature map, ``h = H / 64``."""
