@@ -174,6 +174,19 @@ def test_retrieval_head_matches_the_authors_code():
         out = ours(pixel_values=our_pixels, input_ids=ids, attention_mask=mask)
     assert max_diff(out.clip_logits[:, 0], theirs) < ATOL
     assert max_diff(out.logits, theirs) < ATOL  # one clip: G is the identity
+    # run_video_retrieval.inference: per-clip logits, logsumexp over the clips, softmax(.)[:, 1] as the score.
+    num_clips = 3
+    theirs_pixels, our_pixels = both_pixels(raw_frames(1, num_clips * 2, seed=6))
+    with torch.no_grad():
+        clips = theirs_pixels.view(1, num_clips, 2, 3, IMAGE, IMAGE).expand(3, -1, -1, -1, -1, -1)
+        clip_logits = torch.stack([
+            source(dict(visual_inputs=clips[:, index].clone(), text_input_ids=ids, text_input_mask=mask,
+                        n_examples_list=[1, 1, 1]))["logits"]
+            for index in range(num_clips)
+        ], dim=1)  # fmt: skip
+        scores = ours.score_candidates(our_pixels, ids[None], mask[None])  # (1 video, 3 captions)
+    authors_scores = torch.logsumexp(clip_logits, dim=1).softmax(-1)[:, 1]
+    assert max_diff(scores[0].exp(), authors_scores) < ATOL
 
 
 def test_pretraining_heads_match_the_authors_code_on_images():

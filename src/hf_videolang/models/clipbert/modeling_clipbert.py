@@ -173,7 +173,9 @@ class ClipBertGridEncoder(nn.Module):
     """The vision encoder ``F_v`` (ClipBERT §3 "Model Architecture"): ResNet-50, extra conv, 2x2 max-pool, mean over T.
 
     The order is the authors' ``grid_encoder``: 3x3 conv (no bias) to the transformer width -> 2x2 stride-2 max-pool
-    -> ReLU. The temporal fusion ``M`` is a mean over the ``T`` frame maps (ClipBERT Table 2).
+    -> ReLU. The temporal fusion ``M`` is a mean over the ``T`` frame maps (ClipBERT Table 2). With
+    ``config.frozen_batch_norm`` the ResNet's BatchNorms stay in eval mode with fixed scale / shift in training, as
+    detectron2's ``FrozenBatchNorm2d`` of the authors' backbone.
     """
 
     def __init__(self, config: ClipBertConfig) -> None:
