@@ -25,6 +25,7 @@ from hf_videolang.models.clipbert import (  # noqa: E402
     ClipBertProcessor,
 )
 from hf_videolang.models.clipbert.convert_clipbert_original_to_hf import (  # noqa: E402
+    convert_checkpoint,
     convert_clipbert_state_dict,
     load_answer_list,
     main,
@@ -226,9 +227,11 @@ def test_parity_fails_without_the_bgr_fold_or_with_the_stride_in_the_3x3_conv():
         assert max_diff(logits, theirs) > 1e-3
 
 
-def test_converted_batch_norm_stays_frozen_in_training_like_detectron2s():
+def test_converted_cnn_trains_like_detectron2s_frozen_bn_and_freeze_at_2():
     source = authors_model(authors_code.ClipBertForVideoTextRetrieval, num_labels=2, seed=12)
-    ours, _ = converted(source, ClipBertForVideoTextRetrieval, "retrieval", answer_list=None)
+    config = our_config(answer_list=None, frozen_batch_norm=False)  # convert_checkpoint sets the authors' training
+    ours, _ = convert_checkpoint(source.state_dict(), "retrieval", config)
+    assert type(ours) is ClipBertForVideoTextRetrieval
     norm = ours.clipbert.vision_model.backbone.embedder.embedder.normalization
     before = norm.running_mean.clone()
     ours.train()
@@ -237,6 +240,12 @@ def test_converted_batch_norm_stays_frozen_in_training_like_detectron2s():
     ours(pixel_values=our_pixels, input_ids=text(2)[0], labels=torch.tensor([1, 0])).loss.backward()
     assert torch.equal(norm.running_mean, before) and norm.weight.grad is None
     assert ours.clipbert.vision_model.conv.weight.grad is not None  # the rest of the CNN trains end to end
+    # detectron2's FREEZE_AT=2: the stem and res2 get no gradient, res3 on do.
+    backbone = ours.clipbert.vision_model.backbone
+    assert backbone.embedder.embedder.convolution.weight.grad is None
+    assert all(p.grad is None for p in backbone.encoder.stages[0].parameters())
+    assert backbone.encoder.stages[1].layers[0].layer[0].convolution.weight.grad is not None
+    assert backbone.encoder.stages[1].layers[0].layer[0].normalization.weight.grad is None  # FrozenBN
 
 
 # ---------------------------------------------------------------------------------------------------- report
@@ -299,7 +308,8 @@ def test_cli_writes_a_folder_that_loads_with_automodel_and_from_pretrained(tmp_p
     assert (out / "model.safetensors").is_file() and (out / "modeling_clipbert.py").is_file()
     reloaded, info = ClipBertForVideoQuestionAnswering.from_pretrained(out, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"]
-    assert reloaded.config.answer_list == ["no", "yes", "cat"] and reloaded.config.frozen_batch_norm
+    assert reloaded.config.answer_list == ["no", "yes", "cat"]
+    assert reloaded.config.frozen_batch_norm and reloaded.config.num_frozen_stages == 2
     base = AutoModel.from_pretrained(out).eval()
     assert type(base) is ClipBertModel
     theirs_pixels, our_pixels = both_pixels(raw_frames(2, 2, seed=18))

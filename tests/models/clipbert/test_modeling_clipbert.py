@@ -81,6 +81,7 @@ def test_defaults_follow_the_paper_and_the_authors_code():
     assert preset.vision_config.downsample_in_bottleneck and preset.num_train_clips == 4
     # detectron2's FrozenBN: frozen in the preset (and in converted checkpoints), trainable for a CNN from scratch.
     assert preset.frozen_batch_norm and not config.frozen_batch_norm
+    assert (preset.num_frozen_stages, config.num_frozen_stages) == (2, 0)  # detectron2's FREEZE_AT=2
     # A partial vision dict keeps grid-feat's stride placement.
     assert tiny_config().vision_config.downsample_in_bottleneck
 
@@ -94,6 +95,7 @@ def test_defaults_follow_the_paper_and_the_authors_code():
         (dict(itm_negative_probability=1.5), "itm_negative_probability must be in"),
         (dict(answer_list=["a", "a"]), "duplicate answers"),
         (dict(mlm_loss_weight=-1.0), "mlm_loss_weight must be >= 0"),
+        (dict(num_frozen_stages=6), "num_frozen_stages must be an integer in"),
     ],
 )
 def test_config_rejects_bad_values_with_a_fix(overrides, message):

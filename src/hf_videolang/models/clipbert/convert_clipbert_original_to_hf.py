@@ -21,7 +21,8 @@ names), and ``transformer`` one of their BERT models (``src/modeling/modeling.py
     transformer.classifier.{0,2}.*                   -> classifier.{dense,out_proj}.* (kinds "qa", "retrieval")
 
 where ``<bn>`` is detectron2's ``FrozenBatchNorm2d`` buffers ``weight/bias/running_mean/running_var`` (our
-``nn.BatchNorm2d`` gets ``num_batches_tracked = 0``, and the converted config sets ``frozen_batch_norm=True``). A
+``nn.BatchNorm2d`` gets ``num_batches_tracked = 0``; the converted config sets ``frozen_batch_norm=True`` and
+``num_frozen_stages=2``, detectron2's FrozenBN and ``FREEZE_AT=2``). A
 bare detectron2 / grid-feat file (``backbone.*`` at the top level) converts its ResNet the same way.
 
 Channel order: the authors feed RGB frames normalized by ``ImageNorm`` (0-255 minus the RGB ImageNet mean, std 1)
@@ -279,10 +280,11 @@ def build_config(
     config: ClipBertConfig | None = None,
     answer_list: Sequence[str] | None = None,
 ) -> ClipBertConfig:
-    """The config of a converted checkpoint: ``config`` (or the ``clipbert-base`` preset) with ``frozen_batch_norm``
-    set (detectron2's FrozenBN) and, for QA, the answer list (``answer_0``... with a warning when none is given)."""
+    """The config of a converted checkpoint: ``config`` (or the ``clipbert-base`` preset) trained as the authors'
+    CNN (``frozen_batch_norm=True``, ``num_frozen_stages=2``) and, for QA, the answer list (``answer_0``... with a warning when none is given)."""
     config = ClipBertConfig.from_preset("clipbert-base") if config is None else config
-    config.frozen_batch_norm = True
+    config.frozen_batch_norm = True  # detectron2's FrozenBN
+    config.num_frozen_stages = 2  # detectron2's FREEZE_AT=2, kept by the authors' grid-feat config
     if kind == "qa":
         head = state_dict.get("transformer.classifier.2.weight")
         num_answers = None if head is None else head.shape[0]

@@ -175,7 +175,8 @@ class ClipBertGridEncoder(nn.Module):
     The order is the authors' ``grid_encoder``: 3x3 conv (no bias) to the transformer width -> 2x2 stride-2 max-pool
     -> ReLU. The temporal fusion ``M`` is a mean over the ``T`` frame maps (ClipBERT Table 2). With
     ``config.frozen_batch_norm`` the ResNet's BatchNorms stay in eval mode with fixed scale / shift in training, as
-    detectron2's ``FrozenBatchNorm2d`` of the authors' backbone.
+    detectron2's ``FrozenBatchNorm2d`` of the authors' backbone; ``config.num_frozen_stages`` freezes the stem and
+    the first residual stages (detectron2's ``FREEZE_AT``).
     """
 
     def __init__(self, config: ClipBertConfig) -> None:
@@ -189,6 +190,10 @@ class ClipBertGridEncoder(nn.Module):
         if self.frozen_batch_norm:
             for norm in self._batch_norms():
                 norm.requires_grad_(False)
+        # detectron2's FREEZE_AT: the stem counts as the first stage.
+        frozen = [self.backbone.embedder, *self.backbone.encoder.stages][: config.num_frozen_stages]
+        for stage in frozen:
+            stage.requires_grad_(False)
 
     def _batch_norms(self) -> list[nn.BatchNorm2d]:
         return [module for module in self.backbone.modules() if isinstance(module, nn.BatchNorm2d)]
