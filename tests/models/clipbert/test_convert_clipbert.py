@@ -15,7 +15,9 @@ from transformers import AutoModel
 sys.path.insert(0, str(Path(__file__).parent))
 import reference_clipbert_authors as authors_code  # noqa: E402
 
+from hf_videolang.cli import main as cli_main  # noqa: E402
 from hf_videolang.hub.convert import CONVERTERS, convert_and_push  # noqa: E402
+from hf_videolang.hub.push import PushError  # noqa: E402
 from hf_videolang.models.clipbert import (  # noqa: E402
     ClipBertConfig,
     ClipBertForPreTraining,
@@ -335,3 +337,9 @@ def test_hf_videolang_convert_knows_clipbert(tmp_path):
     assert out["model_class"] == "ClipBertForVideoTextRetrieval"
     reloaded = ClipBertForVideoTextRetrieval.from_pretrained(tmp_path / "converted")
     assert torch.equal(reloaded.classifier.out_proj.weight, source.transformer.classifier[2].weight)
+    # The command line: `hf-videolang convert clipbert ...`, and a UMT kind refused for a ClipBERT checkpoint.
+    argv = ["convert", "clipbert", "--checkpoint", str(checkpoint), "--kind", "retrieval",
+            "--config", str(tmp_path / "config"), "--output", str(tmp_path / "cli")]  # fmt: skip
+    assert cli_main(argv) == 0 and (tmp_path / "cli" / "model.safetensors").is_file()
+    with pytest.raises(PushError, match="--kind is one of"):
+        convert_and_push("clipbert", checkpoint, kind="multi", output=tmp_path / "wrong")
