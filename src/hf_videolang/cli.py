@@ -97,9 +97,11 @@ def _add_convert_parser(sub) -> None:
     convert = sub.add_parser("convert", help="convert an authors' checkpoint, save it with its code, optionally push")
     convert.add_argument("method", choices=sorted(CONVERTERS), help="which method's checkpoint")
     convert.add_argument("--checkpoint", required=True, help="the authors' .pth / .bin / .safetensors file")
-    convert.add_argument("--kind", default="multi", choices=("single", "multi"),
-                         help="UMT: single_modality (stage 1) or multi_modality (stage 2) checkpoint")  # fmt: skip
-    convert.add_argument("--preset", default="umt-b16", help="config preset, also the card source (umt-b16, umt-l16)")
+    convert.add_argument("--kind", default=None, choices=("single", "multi", "pretraining", "qa", "retrieval"),
+                         help="UMT: single (stage 1) or multi (stage 2, the default); ClipBERT: pretraining, qa (the "
+                              "default) or retrieval")  # fmt: skip
+    convert.add_argument("--preset", default=None,
+                         help="config preset, also the card source (umt-b16 / umt-l16; clipbert-base)")  # fmt: skip
     convert.add_argument("--config", default=None, help="a config folder / JSON to use instead of --preset")
     convert.add_argument("--frames", type=int, default=None, help="frames of the converted model (default: preset)")
     convert.add_argument("--output", default=None, help="folder to save to (default: a temporary one, with --push)")

@@ -34,16 +34,39 @@ def _convert_umt(checkpoint: str, *, kind: str, preset: str, config: str | None,
     return convert_checkpoint(original, kind=kind, config=umt_config)
 
 
+def _convert_clipbert(checkpoint: str, *, kind: str, preset: str, config: str | None, frames: int | None,
+                      allow_pickle: bool) -> Any:  # fmt: skip
+    from ..models.clipbert import ClipBertConfig
+    from ..models.clipbert.convert_clipbert_original_to_hf import convert_checkpoint
+    from ..models.conversion_utils import load_checkpoint_file
+
+    original = load_checkpoint_file(checkpoint, "ClipBERT", allow_pickle=allow_pickle)
+    clipbert_config = (
+        ClipBertConfig.from_pretrained(config) if config is not None else ClipBertConfig.from_preset(preset)
+    )
+    if frames is not None:
+        clipbert_config.frames_per_clip = frames
+    model, report = convert_checkpoint(original, kind, clipbert_config)
+    print(report)
+    return model
+
+
 #: ``method -> converter``: a function of the checkpoint path and the CLI options that returns the converted model.
-CONVERTERS: dict[str, Callable[..., Any]] = {"umt": _convert_umt}
+CONVERTERS: dict[str, Callable[..., Any]] = {"umt": _convert_umt, "clipbert": _convert_clipbert}
+
+#: ``method -> (default --kind, default --preset, every kind)`` of ``hf-videolang convert``.
+CONVERTER_DEFAULTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "umt": ("multi", "umt-b16", ("single", "multi")),
+    "clipbert": ("qa", "clipbert-base", ("pretraining", "qa", "retrieval")),
+}
 
 
 def convert_and_push(
     method: str,
     checkpoint: str | os.PathLike,
     *,
-    kind: str,
-    preset: str,
+    kind: str | None = None,
+    preset: str | None = None,
     config: str | None = None,
     frames: int | None = None,
     allow_pickle: bool = False,
@@ -60,6 +83,11 @@ def convert_and_push(
     """
     if method not in CONVERTERS:
         raise PushError(f"convert: no converter for {method!r}; choose one of {sorted(CONVERTERS)}.")
+    default_kind, default_preset, kinds = CONVERTER_DEFAULTS[method]
+    kind = default_kind if kind is None else kind
+    preset = default_preset if preset is None else preset
+    if kind not in kinds:
+        raise PushError(f"convert: a {method} checkpoint's --kind is one of {list(kinds)}, got {kind!r}.")
     if output is None and repo_id is None:
         raise PushError("convert: give --output (a folder to save to), --push ORG/NAME, or both.")
     if not Path(checkpoint).is_file():
@@ -76,4 +104,4 @@ def convert_and_push(
     return {"output": None if output is None else str(output), "model_class": type(model).__name__, "record": record}
 
 
-__all__ = ["CONVERTERS", "convert_and_push"]
+__all__ = ["CONVERTERS", "CONVERTER_DEFAULTS", "convert_and_push"]

@@ -1,21 +1,17 @@
 """Tests of the ClipBERT models: paper defaults, grid encoder, 2D positions, padded pixels kept, G aggregation (Eq. 5),
-pre-training losses, multi-clip task heads, SDPA, checkpointing, save / load and remote code."""
+pre-training losses, multi-clip task heads, Auto classes; the shared checks (gradients, save / load, SDPA,
+checkpointing, optional outputs, tuples, resized embeddings, remote code, torch.compile) through `ModelTesterMixin`.
+Parity with the authors' code is in ``test_convert_clipbert.py``."""
 
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, AutoModelForVisualQuestionAnswering
 
-from hf_videolang.hub.remote_code import save_with_remote_code
 from hf_videolang.models.clipbert import (
     ClipBertConfig,
     ClipBertForPreTraining,
@@ -26,6 +22,7 @@ from hf_videolang.models.clipbert import (
     sample_feature_pixels,
 )
 from hf_videolang.pipelines.video_question_answering import aggregate_clip_logits as pipeline_aggregate
+from models.test_modeling_common import ModelTesterMixin
 
 IMAGE = 128  # 2x2 feature pixels after the stride-32 ResNet and the 2x2 max-pool
 
@@ -82,6 +79,9 @@ def test_defaults_follow_the_paper_and_the_authors_code():
     assert ClipBertConfig(image_size=768).num_visual_tokens == 144  # §3: "the resulting feature map [...] 144 pixels"
     preset = ClipBertConfig.from_preset("clipbert-base", num_train_clips=4)
     assert preset.vision_config.downsample_in_bottleneck and preset.num_train_clips == 4
+    # detectron2's FrozenBN: frozen in the preset (and in converted checkpoints), trainable for a CNN from scratch.
+    assert preset.frozen_batch_norm and not config.frozen_batch_norm
+    assert (preset.num_frozen_stages, config.num_frozen_stages) == (2, 0)  # detectron2's FREEZE_AT=2
     # A partial vision dict keeps grid-feat's stride placement.
     assert tiny_config().vision_config.downsample_in_bottleneck
 
@@ -95,6 +95,7 @@ def test_defaults_follow_the_paper_and_the_authors_code():
         (dict(itm_negative_probability=1.5), "itm_negative_probability must be in"),
         (dict(answer_list=["a", "a"]), "duplicate answers"),
         (dict(mlm_loss_weight=-1.0), "mlm_loss_weight must be >= 0"),
+        (dict(num_frozen_stages=6), "num_frozen_stages must be an integer in"),
     ],
 )
 def test_config_rejects_bad_values_with_a_fix(overrides, message):
@@ -200,45 +201,6 @@ def test_padded_feature_pixels_are_kept_in_attention_as_in_the_authors_code():
     assert (out.attentions[-1][0, :, 0, right_column] > 0).all()
 
 
-def test_sdpa_matches_eager():
-    torch.manual_seed(0)
-    eager = ClipBertForVideoTextRetrieval._from_config(tiny_config(), attn_implementation="eager").eval()
-    sdpa = ClipBertForVideoTextRetrieval._from_config(tiny_config(), attn_implementation="sdpa").eval()
-    sdpa.load_state_dict(eager.state_dict())
-    assert sdpa.config._attn_implementation == "sdpa"
-    with torch.no_grad():
-        a = eager(pixel_values=clips(), **text_inputs()).clip_logits
-        b = sdpa(pixel_values=clips(), **text_inputs()).clip_logits
-    assert torch.allclose(a, b, atol=1e-5)
-
-
-def test_gradient_checkpointing_gives_the_same_gradients():
-    torch.manual_seed(0)
-    model = ClipBertForVideoQuestionAnswering(tiny_config()).train()
-    model.config.text_config.hidden_dropout_prob = 0.0
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-    inputs = dict(pixel_values=clips(), **text_inputs(), labels=torch.tensor([0, 2]))
-    model(**inputs).loss.backward()
-    plain = {n: p.grad.clone() for n, p in model.named_parameters()}
-    model.zero_grad()
-    model.activation_checkpointing_enable()
-    assert all(layer.gradient_checkpointing for layer in model.clipbert.encoder.layer)
-    model(**inputs).loss.backward()
-    for name, parameter in model.named_parameters():
-        assert torch.allclose(parameter.grad, plain[name], atol=1e-6), name
-
-
-def test_input_embeddings_get_and_set():
-    model = ClipBertForPreTraining(tiny_config())
-    assert model.get_input_embeddings() is model.clipbert.embeddings.word_embeddings
-    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight  # tied MLM decoder
-    new = torch.nn.Embedding(99, 32)
-    model.set_input_embeddings(new)
-    assert model.clipbert.embeddings.word_embeddings is new
-
-
 # ---------------------------------------------------------------------------------------------------- pre-training
 
 
@@ -339,39 +301,17 @@ def test_question_answering_needs_an_answer_list():
         ClipBertForVideoQuestionAnswering(tiny_config(answer_list=None))
 
 
-@pytest.mark.parametrize("model_class", [ClipBertForPreTraining, ClipBertForVideoTextRetrieval,
-                                         ClipBertForVideoQuestionAnswering])  # fmt: skip
-def test_every_parameter_gets_a_gradient(model_class):
-    torch.manual_seed(0)
-    model = model_class(tiny_config(pixel_random_sampling_size=0)).train()
-    text = text_inputs(batch=4)
-    if model_class is ClipBertForPreTraining:
-        labels = text["input_ids"].clone()
-        out = model(pixel_values=clips(batch=4, num_clips=1, frames=1), **text, mlm_labels=labels,
-                    generator=torch.Generator().manual_seed(1))  # fmt: skip
-    else:
-        out = model(pixel_values=clips(batch=4), **text, labels=torch.tensor([0, 1, 1, 0]))
-    out.loss.backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
-    assert not missing, missing
-
-
 # ---------------------------------------------------------------------------------------------------- save / load
 
 
-def test_save_and_reload_is_bit_exact_through_the_auto_classes(tmp_path):
+def test_saved_models_reload_through_their_auto_classes(tmp_path):
+    """Bit-exact save / load and remote code are the mixin's; this pins which Auto class gives which ClipBERT model."""
     torch.manual_seed(0)
     model = ClipBertForVideoQuestionAnswering(tiny_config()).eval()
-    inputs = dict(pixel_values=clips(), **text_inputs())
-    with torch.no_grad():
-        expected = model(**inputs).logits
     model.save_pretrained(tmp_path)
-    assert (tmp_path / "model.safetensors").exists()
     assert type(AutoConfig.from_pretrained(tmp_path)) is ClipBertConfig
-    reloaded = AutoModelForVisualQuestionAnswering.from_pretrained(tmp_path).eval()
+    reloaded = AutoModelForVisualQuestionAnswering.from_pretrained(tmp_path)
     assert type(reloaded) is ClipBertForVideoQuestionAnswering and reloaded.config.answer_list == ["a", "b", "c"]
-    with torch.no_grad():
-        assert torch.equal(reloaded(**inputs).logits, expected)
     base = AutoModel.from_pretrained(tmp_path)
     assert type(base) is ClipBertModel
     assert torch.equal(base.visual_embeddings.row_position_embeddings.weight,
@@ -379,50 +319,36 @@ def test_save_and_reload_is_bit_exact_through_the_auto_classes(tmp_path):
     pretraining = ClipBertForPreTraining(tiny_config())
     pretraining.save_pretrained(tmp_path / "pt")
     again = AutoModelForPreTraining.from_pretrained(tmp_path / "pt")
-    assert again.cls.predictions.decoder.weight is again.clipbert.embeddings.word_embeddings.weight
+    assert again.cls.predictions.decoder.weight is again.clipbert.embeddings.word_embeddings.weight  # tied
 
 
-_LOADER = textwrap.dedent(
-    """
-    import sys
-
-    class _Block:
-        def find_spec(self, name, path=None, target=None):
-            if name == "hf_videolang" or name.startswith("hf_videolang."):
-                raise ImportError(name)
-
-    sys.meta_path.insert(0, _Block())
-    import torch
-    from safetensors.torch import load_file
-    from transformers import AutoModelForVisualQuestionAnswering
-
-    torch.set_num_threads(1)
-    model = AutoModelForVisualQuestionAnswering.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
-    data = load_file(sys.argv[1] + "/expected.safetensors")
-    with torch.no_grad():
-        out = model(pixel_values=data["pixel_values"], input_ids=data["input_ids"],
-                    attention_mask=data["attention_mask"])
-    assert torch.equal(out.logits, data["logits"]), "logits"
-    assert type(model).__name__ == "ClipBertForVideoQuestionAnswering"
-    assert type(model).__module__.startswith("transformers_modules")
-    print("LOADED")
-    """
-)
+# ---------------------------------------------------------------------------------------------------- shared checks
 
 
-def test_saved_clipbert_loads_with_trust_remote_code_without_hf_videolang(tmp_path):
-    torch.manual_seed(0)
-    model = ClipBertForVideoQuestionAnswering(tiny_config()).eval()
-    inputs = dict(pixel_values=clips(), **text_inputs())
-    with torch.no_grad():
-        logits = model(**inputs).logits
-    folder = tmp_path / "clipbert"
-    names = {path.name for path in save_with_remote_code(model, folder)}
-    assert {"configuration_clipbert.py", "modeling_clipbert.py", "hfvl_layers_clip_aggregation.py"} <= names
-    save_file({**inputs, "logits": logits.contiguous()}, str(folder / "expected.safetensors"))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, "-c", _LOADER, str(folder)], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "LOADED" in result.stdout
+class TestClipBertModels(ModelTesterMixin):
+    """The shared checks (gradients, save / load, SDPA = eager, checkpointing, optional outputs, tuples, resized
+    embeddings, remote code, torch.compile) on the base model, pre-training and the two multi-clip task models."""
+
+    all_model_classes = (ClipBertModel, ClipBertForPreTraining, ClipBertForVideoTextRetrieval,
+                         ClipBertForVideoQuestionAnswering)  # fmt: skip
+    remote_code_entry = "default"  # QA via AutoModelForVisualQuestionAnswering, pre-training via ...ForPreTraining
+
+    def prepare_config_and_inputs(self, model_class):
+        config = tiny_config(mlm_loss_weight=0.5, itm_loss_weight=2.0)
+        text = text_inputs(batch=3)
+        if model_class is ClipBertModel:  # one clip of T = 2 frames per row
+            return config, dict(pixel_values=clips(batch=3, num_clips=1), **text)
+        if model_class is ClipBertForPreTraining:  # images: 1-frame clips; 3 of the 4 feature pixels sampled
+            masked = text["input_ids"].clone()
+            masked[:, 2] = 4
+            labels = torch.full_like(masked, -100)
+            labels[:, 2] = text["input_ids"][:, 2]
+            return config, dict(pixel_values=clips(batch=3, num_clips=1, frames=1), **text, mlm_input_ids=masked,
+                                mlm_labels=labels, itm_labels=torch.tensor([1, 0, 1]))  # fmt: skip
+        labels = torch.tensor([1, 0, 1]) if model_class is ClipBertForVideoTextRetrieval else torch.tensor([0, 2, 1])
+        return config, dict(pixel_values=clips(batch=3, num_clips=2), **text, labels=labels)
+
+    def loss_weights(self, config, model_class):
+        if model_class is ClipBertForPreTraining:
+            return {"loss_mlm": 0.5, "loss_itm": 2.0}
+        return None  # the task models: one cross-entropy of the aggregated logits

@@ -41,7 +41,12 @@ _BERT_BASE: dict[str, Any] = dict(model_type="bert")
 #: Presets. ``ClipBertConfig.from_preset(name, **overrides)`` builds them.
 CLIPBERT_PRESETS: dict[str, dict[str, Any]] = {
     # ResNet-50 (grid-feat) + BERT-base, L=448, 8x2 training clips, 16 test clips, LogSumExp (ClipBERT §4.4, Table 7/8).
-    "clipbert-base": dict(vision_config=dict(_RESNET50_GRID_FEAT), text_config=dict(_BERT_BASE)),
+    # The authors' CNN is detectron2's: FrozenBN everywhere (``NORM="FrozenBN"``) and the stem + res2 frozen
+    # (detectron2's default ``FREEZE_AT=2``), in pre-training and fine-tuning alike.
+    "clipbert-base": dict(
+        vision_config=dict(_RESNET50_GRID_FEAT), text_config=dict(_BERT_BASE), frozen_batch_norm=True,
+        num_frozen_stages=2,
+    ),  # fmt: skip
 }
 
 
@@ -83,6 +88,14 @@ class ClipBertConfig(PreTrainedConfig):
             transformer width (appendix B "two-layer MLP"; ``cls_hidden_scale=2`` in the authors' code).
         answer_list (`list[str]`, *optional*): the open-ended QA answer vocabulary; answer ``i`` is logit ``i``, and
             `pipeline("video-question-answering")` names its answers with it.
+        frozen_batch_norm (`bool`, defaults to `False`): keep the ResNet's BatchNorm layers fixed in training, as
+            detectron2's ``FrozenBatchNorm2d`` of the authors' grid-feat backbone (their running statistics are used
+            and their scale / shift get no gradient). The ``clipbert-base`` preset and converted checkpoints set it;
+            the default trains them, for a CNN trained from scratch (a frozen BN at its identity init normalizes
+            nothing).
+        num_frozen_stages (`int`, defaults to 0): ResNet stages whose weights get no gradient, counting the stem as
+            the first (detectron2's ``FREEZE_AT``: 2 freezes the stem and res2, its default, which the authors'
+            grid-feat config keeps). The ``clipbert-base`` preset and converted checkpoints set 2.
         initializer_range (`float`, defaults to 0.02): std of the normal init of the new layers (BERT's).
         tie_word_embeddings (`bool`, defaults to `True`): share the MLM decoder with the word embeddings (BERT's
             pre-training heads, as in the authors' code).
@@ -114,6 +127,8 @@ class ClipBertConfig(PreTrainedConfig):
     max_text_length: int = 20
     classifier_hidden_scale: int = 2
     answer_list: list[str] | None = None
+    frozen_batch_norm: bool = False
+    num_frozen_stages: int = 0
     initializer_range: float = 0.02
     tie_word_embeddings: bool = True
 
@@ -134,6 +149,12 @@ class ClipBertConfig(PreTrainedConfig):
             value = getattr(self, field)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: {field} must be a positive integer, got {value!r}.")
+        max_frozen = 1 + len(self.vision_config.depths) if hasattr(self.vision_config, "depths") else 5
+        if not isinstance(self.num_frozen_stages, int) or not 0 <= self.num_frozen_stages <= max_frozen:
+            raise ValueError(
+                f"{name}: num_frozen_stages must be an integer in [0, {max_frozen}] (the stem, then the residual "
+                f"stages; detectron2's FREEZE_AT), got {self.num_frozen_stages!r}."
+            )
         if self.clip_duration <= 0:
             raise ValueError(f"{name}: clip_duration must be positive (seconds), got {self.clip_duration}.")
         if self.pixel_random_sampling_size < 0:

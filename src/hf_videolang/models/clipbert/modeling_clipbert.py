@@ -173,7 +173,10 @@ class ClipBertGridEncoder(nn.Module):
     """The vision encoder ``F_v`` (ClipBERT §3 "Model Architecture"): ResNet-50, extra conv, 2x2 max-pool, mean over T.
 
     The order is the authors' ``grid_encoder``: 3x3 conv (no bias) to the transformer width -> 2x2 stride-2 max-pool
-    -> ReLU. The temporal fusion ``M`` is a mean over the ``T`` frame maps (ClipBERT Table 2).
+    -> ReLU. The temporal fusion ``M`` is a mean over the ``T`` frame maps (ClipBERT Table 2). With
+    ``config.frozen_batch_norm`` the ResNet's BatchNorms stay in eval mode with fixed scale / shift in training, as
+    detectron2's ``FrozenBatchNorm2d`` of the authors' backbone; ``config.num_frozen_stages`` freezes the stem and
+    the first residual stages (detectron2's ``FREEZE_AT``).
     """
 
     def __init__(self, config: ClipBertConfig) -> None:
@@ -183,6 +186,25 @@ class ClipBertGridEncoder(nn.Module):
         self.conv = nn.Conv2d(channels, config.hidden_size, kernel_size=3, padding=1, bias=False)
         self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
         self.act = nn.ReLU()
+        self.frozen_batch_norm = config.frozen_batch_norm
+        if self.frozen_batch_norm:
+            for norm in self._batch_norms():
+                norm.requires_grad_(False)
+        # detectron2's FREEZE_AT: the stem counts as the first stage.
+        frozen = [self.backbone.embedder, *self.backbone.encoder.stages][: config.num_frozen_stages]
+        for stage in frozen:
+            stage.requires_grad_(False)
+
+    def _batch_norms(self) -> list[nn.BatchNorm2d]:
+        return [module for module in self.backbone.modules() if isinstance(module, nn.BatchNorm2d)]
+
+    def train(self, mode: bool = True) -> ClipBertGridEncoder:
+        # detectron2's FrozenBatchNorm2d (the authors' backbone) always uses its stored statistics.
+        super().train(mode)
+        if self.frozen_batch_norm:
+            for norm in self._batch_norms():
+                norm.eval()
+        return self
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """``(B, T, 3, H, W)`` RGB frames -> ``(B, h, w, D)`` clip feature map, ``h = H / 64``."""

@@ -53,14 +53,12 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from transformers.utils import logging
 
-from dataclasses import dataclass, field
-
+from ..conversion_utils import ConversionReport, load_checkpoint_file
 from .configuration_umt import UMT_PRESETS, UmtConfig
 from .modeling_umt import UmtForPreTraining, UmtForVideoClassification
 
@@ -107,43 +105,8 @@ HEADS: dict[str, str] = {
 }
 
 
-@dataclass
-class ConversionReport:
-    """What a conversion found, left initialized and ignored.
-
-    Attributes:
-        kind: the checkpoint kind.
-        found: heads (see :data:`HEADS`) with every parameter loaded from the checkpoint.
-        missing: head -> its parameters the checkpoint lacks, left at the model's initialization (a head can be
-            partly found: it is then listed here).
-        ignored: original key -> why it was not converted.
-    """
-
-    kind: str
-    found: list[str] = field(default_factory=list)
-    missing: dict[str, list[str]] = field(default_factory=dict)
-    ignored: dict[str, str] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        lines = [f"UMT conversion report ({self.kind} checkpoint)", f"  heads found: {', '.join(self.found) or 'none'}"]
-        if self.missing:
-            lines.append("  heads missing (initialized, not from the checkpoint):")
-            lines += [f"    {head}: {len(keys)} parameter(s): {', '.join(keys)}" for head, keys in self.missing.items()]
-        else:
-            lines.append("  heads missing: none")
-        if self.ignored:
-            lines.append(f"  keys ignored ({len(self.ignored)}):")
-            lines += [f"    {key}: {why}" for key, why in sorted(self.ignored.items())]
-        else:
-            lines.append("  keys ignored: none")
-        return "\n".join(lines)
-
-
 def _head_of(key: str) -> str:
     return next((name for name, prefix in HEADS.items() if key.startswith(prefix)), key.split(".")[0])
-
-
-_NESTING_KEYS = ("model", "module", "state_dict", "model_state")
 
 
 # ---------------------------------------------------------------------------------------------------- loading
@@ -164,44 +127,7 @@ def load_original_state_dict(path: str | os.PathLike, allow_pickle: bool = False
         FileNotFoundError: no such file.
         ValueError: the file cannot be read safely, or holds no tensor dict.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"UMT checkpoint {str(path)!r} does not exist.")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        obj: object = load_file(str(path))
-    else:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
-        except Exception as error:  # the safe unpickler raises UnpicklingError (and others) on foreign objects
-            raise ValueError(
-                f"UMT checkpoint {str(path)!r} cannot be loaded with torch.load(weights_only=True): {error}. It "
-                "probably pickles training objects (args, config); re-save only its state dict, or pass "
-                "--allow-pickle if you trust the file."
-            ) from error
-    return _unwrap(obj, str(path))
-
-
-def _unwrap(obj: object, source: str) -> dict[str, torch.Tensor]:
-    while isinstance(obj, Mapping) and not _is_state_dict(obj):
-        inner = next((obj[key] for key in _NESTING_KEYS if key in obj and isinstance(obj[key], Mapping)), None)
-        if inner is None:
-            raise ValueError(
-                f"UMT checkpoint {source!r} holds no state dict: top-level keys {sorted(map(str, obj))[:10]}, none "
-                f"of {list(_NESTING_KEYS)} is a tensor dict."
-            )
-        obj = inner
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"UMT checkpoint {source!r} holds a {type(obj).__name__}, not a state dict.")
-    state_dict = {key: value for key, value in obj.items() if isinstance(value, torch.Tensor)}
-    if state_dict and all(key.startswith("module.") for key in state_dict):
-        state_dict = {key[len("module.") :]: value for key, value in state_dict.items()}
-    return state_dict
-
-
-def _is_state_dict(obj: Mapping) -> bool:
-    return len(obj) > 0 and all(isinstance(value, torch.Tensor) for value in obj.values())
+    return load_checkpoint_file(path, "UMT", allow_pickle=allow_pickle)
 
 
 # ---------------------------------------------------------------------------------------------------- key mapping
