@@ -1,0 +1,334 @@
+"""Parity with the authors' code: their UMT (vendored in ``reference_umt_authors.py``) with random weights, converted by
+``convert_umt_original_to_hf``, gives the same outputs as hf_videolang's UMT.
+
+Unlike ``test_convert_umt.py`` (which round-trips our own inverse key mapping), the reference here is the authors'
+module tree: its ``state_dict()`` *is* their checkpoint layout, and its forward *is* their math (per-frame
+``keep_temporal`` pooling, ``criterions.get_sim``, xbert's text / fusion modes, the ITM head on ``[CLS]``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hf_videolang.models.umt import UmtConfig, UmtForPreTraining, UmtForVideoTextRetrieval
+from hf_videolang.models.umt.convert_umt_original_to_hf import ConversionReport, convert_checkpoint, map_original_key
+
+sys.path.insert(0, str(Path(__file__).parent))
+import reference_umt_authors as authors  # noqa: E402
+
+TOLERANCE = 1e-4
+SIZE, PATCH, FRAMES = 32, 8, 4
+WIDTH, DEPTH, HEADS = 32, 3, 4
+TEXT_LAYERS, FUSION_LAYERS, VOCAB, MAX_LEN = 2, 1, 60, 12
+TEACHER_WIDTH, TEACHER_LAYERS, TEACHER_HEADS = 24, 3, 2
+UTA_LAYERS, CLIP_DIM, EMBED_DIM, TEMP = 2, 16, 16, 0.05
+HEADLESS = ("vision_proj.", "text_proj.", "itm_head.")
+
+
+def _authors_config() -> SimpleNamespace:
+    """The fields of the authors' stage-2 config (``exp/pretraining/b16_25m.py`` layout) their code reads."""
+    vision = SimpleNamespace(
+        d_model=WIDTH, img_size=SIZE, patch_size=PATCH, encoder_embed_dim=WIDTH, encoder_depth=DEPTH,
+        encoder_num_heads=HEADS, drop_path_rate=0.1, num_frames=FRAMES, tubelet_size=1,
+        clip_decoder_embed_dim=WIDTH, clip_output_dim=CLIP_DIM, clip_return_layer=UTA_LAYERS,
+        clip_student_return_interval=1, clip_img_size=SIZE, clip_return_interval=1, keep_temporal=True,
+    )  # fmt: skip
+    bert = dict(vocab_size=VOCAB, hidden_size=WIDTH, num_hidden_layers=TEXT_LAYERS + FUSION_LAYERS,
+                num_attention_heads=HEADS, intermediate_size=2 * WIDTH, max_position_embeddings=MAX_LEN,
+                layer_norm_eps=1e-12, type_vocab_size=2, pad_token_id=0)  # fmt: skip
+    text = SimpleNamespace(d_model=WIDTH, fusion_layer=TEXT_LAYERS, bert_config=bert)
+    teacher = SimpleNamespace(patch_size=PATCH, width=TEACHER_WIDTH, layers=TEACHER_LAYERS, heads=TEACHER_HEADS)
+    model = SimpleNamespace(vision_encoder=vision, text_encoder=text, teacher=teacher, embed_dim=EMBED_DIM, temp=0.07)
+    return SimpleNamespace(model=model)
+
+
+def _our_config() -> UmtConfig:
+    """The same model in hf_videolang terms (what ``--preset`` provides for the released sizes)."""
+    text = dict(vocab_size=VOCAB, hidden_size=WIDTH, num_hidden_layers=TEXT_LAYERS, num_attention_heads=HEADS,
+                intermediate_size=2 * WIDTH, max_position_embeddings=MAX_LEN)  # fmt: skip
+    return UmtConfig(
+        vision_config=dict(image_size=SIZE, patch_size=PATCH, num_frames=FRAMES, hidden_size=WIDTH,
+                           num_hidden_layers=DEPTH, num_attention_heads=HEADS, intermediate_size=4 * WIDTH),
+        text_config=text,
+        multimodal_config=dict(text, num_hidden_layers=FUSION_LAYERS),
+        teacher_config=dict(hidden_size=TEACHER_WIDTH, intermediate_size=4 * TEACHER_WIDTH,
+                            num_hidden_layers=TEACHER_LAYERS, num_attention_heads=TEACHER_HEADS, patch_size=PATCH,
+                            image_size=SIZE, projection_dim=CLIP_DIM),
+        uta_num_layers=UTA_LAYERS,
+        projection_dim=EMBED_DIM,
+        pretraining_stage=2,
+    )  # fmt: skip
+
+
+def _randomize(model: torch.nn.Module, seed: int) -> None:
+    """Every parameter random, LayerNorm weights and biases included, at scales that keep activations sane."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            noise = torch.randn(parameter.shape, generator=generator)
+            if parameter.ndim >= 2:
+                parameter.copy_(noise / parameter[0].numel() ** 0.5)
+            elif name.endswith("weight"):  # LayerNorm scales: around 1, sign kept
+                parameter.copy_(1.0 + 0.3 * noise)
+            else:
+                parameter.copy_(0.3 * noise)
+        model.temp.fill_(TEMP)
+
+
+@pytest.fixture(scope="module")
+def reference() -> authors.UMT:
+    torch.manual_seed(0)
+    model = authors.UMT(_authors_config())
+    _randomize(model, seed=1)
+    return model.eval()
+
+
+def _save_authors_checkpoint(model: authors.UMT, path: Path, drop: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """The authors' training scripts save ``{"model": state_dict, ...}``."""
+    state_dict = {key: value.clone() for key, value in model.state_dict().items() if not key.startswith(drop)}
+    torch.save({"model": state_dict, "epoch": 9, "global_step": 1234}, path)
+    return state_dict
+
+
+@pytest.fixture(scope="module")
+def converted(reference, tmp_path_factory) -> tuple[UmtForPreTraining, ConversionReport, dict]:
+    path = tmp_path_factory.mktemp("authors") / "umt_b16_random.pth"
+    original = _save_authors_checkpoint(reference, path)
+    report = ConversionReport("multi")
+    model = convert_checkpoint(path, kind="multi", config=_our_config(), report=report)
+    return model.eval(), report, original
+
+
+@pytest.fixture(scope="module")
+def retrieval(converted, tmp_path_factory) -> UmtForVideoTextRetrieval:
+    """The converted weights in the retrieval head, through save_pretrained / from_pretrained (safetensors)."""
+    folder = tmp_path_factory.mktemp("converted")
+    converted[0].save_pretrained(folder)
+    return UmtForVideoTextRetrieval.from_pretrained(folder).eval()
+
+
+@pytest.fixture(scope="module")
+def inputs() -> dict[str, torch.Tensor]:
+    return make_inputs()
+
+
+def make_inputs() -> dict[str, torch.Tensor]:
+    """Two 4-frame clips and three captions, two of them padded."""
+    generator = torch.Generator().manual_seed(2)
+    pixel_values = torch.randn(2, FRAMES, 3, SIZE, SIZE, generator=generator)
+    input_ids = torch.randint(3, VOCAB, (3, 8), generator=generator)
+    input_ids[:, 0] = 1  # a [CLS]-like first token
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, 5:] = 0  # one padded caption
+    attention_mask[2, 3:] = 0
+    input_ids[attention_mask == 0] = 0
+    return dict(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask)
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return (a - b).abs().max().item()
+
+
+def _assert_close(name: str, got: torch.Tensor, expected: torch.Tensor) -> None:
+    diff = _max_diff(got, expected)
+    print(f"{name}: max abs diff {diff:.2e}")
+    assert diff < TOLERANCE, f"{name}: max abs diff {diff:.3e} >= {TOLERANCE}"
+
+
+def _authors_text(reference: authors.UMT, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    text = SimpleNamespace(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    return reference.encode_text(text)
+
+
+# ---------------------------------------------------------------------------------------------------- conversion report
+
+
+def test_random_authors_checkpoint_converts_with_every_head_found(converted):
+    _, report, _ = converted
+    assert report.missing == {}
+    assert set(report.found) == {"student", "text_encoder", "multimodal_encoder", "vision_projection",
+                                 "text_projection", "logit_scale", "vtm_head", "mlm_head", "uta_head", "teacher"}
+    # Only the buffer and the tied decoder, which carry no weights of their own, are not converted.
+    assert set(report.ignored) == {"text_encoder.bert.embeddings.position_ids",
+                                   "text_encoder.cls.predictions.decoder.weight"}  # fmt: skip
+
+
+def test_temperature_becomes_logit_scale(converted):
+    model, _, _ = converted
+    torch.testing.assert_close(model.umt.logit_scale.exp(), torch.tensor(1 / TEMP), rtol=1e-6, atol=0)
+
+
+def test_every_layer_norm_has_the_authors_epsilon(reference, converted):
+    """A wrong eps moves outputs by ~1e-5 only, below the tolerance; so compare them module by module (the student
+    and pool_norm 1e-6, the UTA head's Linear_Decoder 1e-5, BERT 1e-12, CLIP 1e-5)."""
+    model, _, _ = converted
+    checked = {}
+    for name, module in reference.named_modules():
+        if not isinstance(module, torch.nn.LayerNorm):
+            continue
+        (ours_key,) = map_original_key(f"{name}.weight", module.weight, "multi", TEXT_LAYERS)
+        ours = model.get_submodule(ours_key.rsplit(".", 1)[0])
+        assert ours.eps == module.eps, f"{name} (eps {module.eps}) -> {ours_key} (eps {ours.eps})"
+        checked[module.eps] = checked.get(module.eps, 0) + 1
+    assert checked == {1e-6: 2 * DEPTH + 2, 1e-5: UTA_LAYERS + 2 * TEACHER_LAYERS + 2,
+                       1e-12: 2 * (TEXT_LAYERS + FUSION_LAYERS) + FUSION_LAYERS + 2}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------- (a) vision
+
+
+@torch.no_grad()
+def test_vision_encoder_tokens_and_pooled_features_match_the_authors(reference, converted, inputs):
+    model, _, _ = converted
+    pixel_values = inputs["pixel_values"]
+    tokens, per_frame = reference.encode_vision(pixel_values, test=True)  # keep_temporal=True
+    ours = model.umt.vision_model(pixel_values)
+    _assert_close("vision tokens", ours.last_hidden_state, tokens)
+    _assert_close("per-frame pooled", model.umt.vision_model.pool_per_frame(ours.last_hidden_state, FRAMES), per_frame)
+    # keep_temporal=False: one pooled token over the whole clip.
+    _, pooled_global, _ = reference.vision_encoder(pixel_values.permute(0, 2, 1, 3, 4), None, False, False)
+    _assert_close("global pooled", ours.pooler_output, pooled_global[:, 0])
+
+
+# ---------------------------------------------------------------------------------------------------- (b) embeddings
+
+
+@torch.no_grad()
+def test_projected_per_frame_video_and_text_embeddings_match_the_authors(reference, converted, inputs):
+    model, _, _ = converted
+    _, per_frame = reference.encode_vision(inputs["pixel_values"], test=True)
+    text_tokens, text_cls = _authors_text(reference, inputs)
+    video_expected = F.normalize(reference.vision_proj(per_frame), dim=-1)  # as get_sim normalizes
+    text_expected = F.normalize(reference.text_proj(text_cls), dim=-1)
+
+    _assert_close("per-frame video embeds", model.umt.get_video_features(inputs["pixel_values"], per_frame=True),
+                  video_expected)  # fmt: skip
+    _assert_close("text tokens", model.umt.encode_text(inputs["input_ids"], inputs["attention_mask"]), text_tokens)
+    _assert_close("text embeds", model.umt.get_text_features(inputs["input_ids"], inputs["attention_mask"]),
+                  text_expected)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------- (c) similarity
+
+
+@torch.no_grad()
+def test_video_text_similarities_equal_the_authors_get_sim_per_frame(reference, converted, retrieval, inputs):
+    model, _, _ = converted
+    _, per_frame = reference.encode_vision(inputs["pixel_values"], test=True)
+    _, text_cls = _authors_text(reference, inputs)
+    sim_v2t, sim_t2v = authors.get_sim(reference.vision_proj(per_frame), reference.text_proj(text_cls), reference.temp)
+    # Per-frame scoring is not the global one on this model: the comparison below tells them apart.
+    assert _max_diff(sim_v2t, _global_similarity(reference, inputs, text_cls)) > 100 * TOLERANCE
+
+    output = model.umt(**inputs)
+    _assert_close("UmtModel logits_per_video", output.logits_per_video, sim_v2t)
+    _assert_close("UmtModel logits_per_text", output.logits_per_text, sim_t2v)
+
+    scored = retrieval(**inputs, return_loss=False)
+    _assert_close("retrieval logits_per_text", scored.logits_per_text, sim_t2v)
+    _assert_close("retrieval logits_per_video", scored.logits_per_video, sim_v2t)
+    # The authors' evaluation ranks with get_sim at temp=1 (retrieval_utils.evaluation): the same order.
+    i2t, _ = authors.get_sim(reference.vision_proj(per_frame), reference.text_proj(text_cls))
+    _assert_close("retrieval video @ text features", retrieval.get_video_features(inputs["pixel_values"])
+                  @ retrieval.get_text_features(inputs["input_ids"], inputs["attention_mask"]).T, i2t)  # fmt: skip
+
+
+def _global_similarity(reference: authors.UMT, inputs: dict, text_cls: torch.Tensor) -> torch.Tensor:
+    _, pooled, _ = reference.vision_encoder(inputs["pixel_values"].permute(0, 2, 1, 3, 4), None, False, False)
+    return authors.get_sim(reference.vision_proj(pooled), reference.text_proj(text_cls), reference.temp)[0]
+
+
+# ---------------------------------------------------------------------------------------------------- (d) VTM / MLM
+
+
+@torch.no_grad()
+def test_multimodal_encoder_and_itm_head_match_the_authors_fusion_mode(reference, converted, retrieval, inputs):
+    model, _, _ = converted
+    pixel_values = inputs["pixel_values"][[0, 1, 0]]  # three (video, text) pairs
+    tokens, _ = reference.encode_vision(pixel_values, test=True)
+    text_tokens, _ = _authors_text(reference, inputs)
+    fused = reference.get_text_encoder()(
+        encoder_embeds=text_tokens,
+        attention_mask=inputs["attention_mask"],
+        encoder_hidden_states=tokens,
+        encoder_attention_mask=torch.ones(tokens.shape[:-1], dtype=torch.long),
+        return_dict=True,
+        mode="fusion",
+    ).last_hidden_state  # as criterions.VTC_VTM_Loss.vtm_loss and retrieval_utils.evaluation
+    itm_expected = reference.itm_head(fused[:, 0])
+
+    video_states = model.umt.vision_model(pixel_values).last_hidden_state
+    ours_fused = model.umt.encode_multimodal(text_tokens, inputs["attention_mask"], video_states)
+    _assert_close("fused tokens", ours_fused, fused)
+    _assert_close("ITM logits", retrieval.matching_logits(video_states, inputs["input_ids"], inputs["attention_mask"]),
+                  itm_expected)  # fmt: skip
+    _assert_close("ITM rerank score", retrieval.rerank(video_states, inputs), itm_expected[:, 1])
+    # The MLM head reads the same fused tokens (the authors' BertForMaskedLM in mode="fusion").
+    mlm_expected = reference.text_encoder(
+        encoder_embeds=text_tokens, attention_mask=inputs["attention_mask"], encoder_hidden_states=tokens,
+        encoder_attention_mask=None, return_dict=True, mode="fusion", return_logits=True,
+    )  # fmt: skip
+    _assert_close("MLM logits", model.mlm_head(ours_fused), mlm_expected)
+
+
+# ---------------------------------------------------------------------------------------------------- UTA and teacher
+
+
+@torch.no_grad()
+def test_masked_student_uta_head_and_clip_teacher_match_the_authors(reference, converted, inputs):
+    model, _, _ = converted
+    pixel_values = inputs["pixel_values"]
+    generator = torch.Generator().manual_seed(3)
+    tokens_per_frame = (SIZE // PATCH) ** 2
+    visible = tokens_per_frame - int(tokens_per_frame * 0.8)  # the authors' count: N - int(N * ratio)
+    order = torch.rand(2 * FRAMES, tokens_per_frame, generator=generator).argsort(dim=1)
+    mask = torch.ones(2 * FRAMES, tokens_per_frame, dtype=torch.bool)
+    mask[torch.arange(2 * FRAMES)[:, None], order[:, :visible]] = False
+    mask = mask.view(2, -1)
+
+    tokens, _, aligned = reference.vision_encoder(pixel_values.permute(0, 2, 1, 3, 4), mask, False, False)
+    ours = model.umt.vision_model(pixel_values, bool_masked_pos=mask, output_layers=model.config.uta_student_layers)
+    _assert_close("masked vision tokens", ours.last_hidden_state, tokens)
+    _assert_close("UTA head", model.uta_head(ours.alignment_hidden_states, mask), aligned)
+
+    clip_tokens, clip_attention = reference.clip_teacher(pixel_values.permute(0, 2, 1, 3, 4))
+    teacher = model.teacher(pixel_values)
+    _assert_close("teacher tokens", teacher.hidden_states, clip_tokens)
+    _assert_close("teacher [CLS] attention", teacher.cls_attention.flatten(0, 1), clip_attention)
+
+
+# ---------------------------------------------------------------------------------------------------- headless file
+
+
+def test_checkpoint_without_projection_and_itm_heads_converts_and_reports_them_missing(reference, tmp_path, inputs):
+    """The released b16_25m holds no vision_proj / text_proj / itm_head (OpenGVLab/unmasked_teacher issue #26)."""
+    path = tmp_path / "b16_25m_like.pth"
+    original = _save_authors_checkpoint(reference, path, drop=HEADLESS)
+    assert not any(key.startswith(HEADLESS) for key in original)
+    report = ConversionReport("multi")
+    model = convert_checkpoint(path, kind="multi", config=_our_config(), report=report)
+
+    assert report.missing == {
+        "vision_projection": ["umt.vision_projection.bias", "umt.vision_projection.weight"],
+        "text_projection": ["umt.text_projection.bias", "umt.text_projection.weight"],
+        "vtm_head": ["vtm_head.bias", "vtm_head.weight"],
+    }
+    assert set(report.found) == {"student", "text_encoder", "multimodal_encoder", "logit_scale", "mlm_head",
+                                 "uta_head", "teacher"}  # fmt: skip
+    assert set(report.ignored) == {"text_encoder.bert.embeddings.position_ids",
+                                   "text_encoder.cls.predictions.decoder.weight"}  # fmt: skip
+    text = str(report)
+    for name in ("vision_projection", "text_projection", "vtm_head", "umt.vision_projection.weight"):
+        assert name in text
+    # What the file holds is converted all the same.
+    with torch.no_grad():
+        tokens, _ = reference.encode_vision(inputs["pixel_values"], test=True)
+        ours = model.umt.vision_model(inputs["pixel_values"]).last_hidden_state
+    _assert_close("headless vision tokens", ours, tokens)
