@@ -65,12 +65,14 @@ What is vendored, verbatim (code bodies unchanged; only module-level imports wer
   ``BertModel(add_cross_attention=True)`` puts a cross-attention in every layer and has no modes, so it is not the
   authors' math; only xbert's code is.
 * ``criterions.py``: ``get_sim`` (the ``keep_temporal`` similarity: normalize each frame's projection, mean over
-  frames of the per-frame cosines, divide by ``temp``).
-* ``umt.py``: from class ``UMT``, the module attribute names (``vision_encoder``, ``text_encoder``, ``vision_proj``,
+  frames of the per-frame cosines, divide by ``temp``), ``VTC_VTM_Loss``, ``MLMLoss``, ``UTA_Loss``.
+* ``mask.py``: ``TubeMaskingGenerator``, ``RandomMaskingGenerator`` (referenced by ``encode_teacher``; the
+  ``attention`` masks of the authors' configs are drawn inline there).
+* ``umt.py``: class ``UMT`` with the module attribute names (``vision_encoder``, ``text_encoder``, ``vision_proj``,
   ``text_proj``, ``temp``, ``itm_head``, ``clip_teacher``, so ``state_dict()`` has the released checkpoints' key
-  layout) and the methods ``encode_vision``, ``encode_text``, ``get_text_encoder`` verbatim. ``__init__`` is
-  rewritten (see ``UMT`` below) because the original one also builds the loss objects (which need a tokenizer and
-  ``torch.distributed`` helpers) and reads the authors' EasyDict configs and pretrained files.
+  layout) and the methods ``forward``, ``encode_teacher``, ``encode_vision``, ``encode_text``,
+  ``clip_contrastive_temperature``, ``get_text_encoder`` verbatim. ``__init__`` is rewritten (see ``UMT`` below)
+  because the original one reads the authors' config files, a tokenizer and pretrained weights.
 
 Stubs (what could not be installed or imported, and why each stub is faithful):
 
@@ -88,6 +90,9 @@ Stubs (what could not be installed or imported, and why each stub is faithful):
   ``prune_linear_layer`` (head pruning, never called in a forward) raise. ``BertConfig`` is transformers' with
   xbert's extra attributes (``fusion_layer``, ``encoder_width``, ``cross_module``): xbert's own class only adds
   ``cross_module`` and otherwise declares the same fields and defaults.
+* ``criterions.py``'s imports from ``models.utils`` / ``utils.distributed`` / ``utils.easydict``: one process, so
+  ``allgather_wgrad`` (``torch.distributed.all_gather`` over the world) returns its input, ``get_rank()`` is 0,
+  ``get_world_size()`` 1, and ``EasyDict`` is a dict with attribute access.
 * ``torch.utils.checkpoint`` and ``logging`` are used as the authors do (no deepspeed or distributed code is needed
   on this path).
 """
@@ -1782,6 +1787,386 @@ def get_sim(
 
 
 
+# criterions.py imports these from models.utils / utils.distributed / utils.easydict. One process: an all_gather over
+# a world of size 1 returns its input, the rank is 0 and the world size 1; EasyDict is a dict with attribute access.
+def allgather_wgrad(tensor, args):
+    assert args.world_size == 1, "the vendored reference runs in one process"
+    return tensor
+
+
+def get_rank():
+    return 0
+
+
+def get_world_size():
+    return 1
+
+
+class EasyDict(dict):
+    def __getattr__(self, name):
+        return self[name]
+
+
+from functools import lru_cache
+
+class VTC_VTM_Loss(nn.Module):
+    """video-text contrastive and matching losses."""
+
+    def __init__(self, vtm_hard_neg):
+        super().__init__()
+        self.vtm_hard_neg = vtm_hard_neg
+
+    def vtc_loss(
+        self,
+        vision_proj: torch.Tensor,
+        text_proj: torch.Tensor,
+        idx: torch.Tensor,
+        temp=1.0,
+        all_gather=True,
+    ):
+        """forward to calculate the loss
+
+        Args:
+            vision_proj (torch.Tensor): The vision representation. Shape: [B,T,C].
+            text_proj (torch.Tensor): The text representation. Shape: [B,C].
+            idx (torch.Tensor): The index for each example. Shape: [B,].
+            temp (torch.Tensor): The temperature. Shape: [].
+            all_gather (bool): If true, will gather samples across all the GPUs and calculate loss across the gathered samples.
+
+        Returns: loss_vtc (torch.Tensor): The video-text contrastive loss. Shape: [].
+
+        """
+        if all_gather:
+            gather_args = self.get_gather_args()
+            vision_proj = allgather_wgrad(vision_proj, gather_args)
+            text_proj = allgather_wgrad(text_proj, gather_args)
+            if idx is not None:
+                idx = allgather_wgrad(idx, gather_args)
+
+        sim_v2t, sim_t2v = get_sim(vision_proj, text_proj, temp)
+
+        with torch.no_grad():
+            sim_v2t_targets = self.get_mask(sim_v2t, idx=idx, normalize=True)
+            sim_t2v_targets = sim_v2t_targets
+
+        loss_i2t = -torch.sum(F.log_softmax(sim_v2t, dim=1) * sim_v2t_targets, dim=1).mean()
+        loss_t2i = -torch.sum(F.log_softmax(sim_t2v, dim=1) * sim_t2v_targets, dim=1).mean()
+
+        loss_vtc = (loss_i2t + loss_t2i) / 2
+        return loss_vtc
+
+    def vtm_loss(
+        self,
+        multimodal_encoder,
+        vtm_head: nn.Module,
+        temp,
+        vision_embeds: torch.Tensor,
+        text_embeds: torch.Tensor,
+        vision_proj: torch.Tensor,
+        text_proj: torch.Tensor,
+        text_atts: torch.Tensor,
+        idx: torch.Tensor,
+    ):
+        """video-text matching loss.
+
+        Args:
+            multinomial_encoder (nn.Module): The multimodal_encoder.
+            vtm_head (nn.Module): The head to produce the video-text matching score.
+            temp (torch.Tensor): temporature for similarity calculation.
+            vision_embeds (torch.Tensor): The features of all patches in the video. Shape: [B,T,L,C].
+            text_embeds (torch.Tensor): The features of all tokens in the text. Shape: [B,L,C].
+            vision_proj (torch.Tensor): The vision representation. Shape: [B,T,C].
+            text_proj (torch.Tensor): The text representation. Shape: [B,C].
+            text_atts (torch.Tensor): The padded mask for text tokens. 0 is padded. Shape: [B,L].
+            idx (torch.Tensor): The index for each example. Shape: [B,].
+
+        Returns: TODO
+
+        """
+        with torch.no_grad():
+            sim_v2t, sim_t2v = get_sim(vision_proj, text_proj, temp)
+            vision_atts = torch.ones(
+                vision_embeds.size()[:-1], dtype=torch.long, device=vision_embeds.device
+            )
+            weights_v2t = F.softmax(sim_v2t + 1e-4, dim=1)  # (N, N)
+            weights_t2v = F.softmax(sim_t2v + 1e-4, dim=1)
+
+            mask = self.get_mask(sim_v2t, idx=idx).bool()
+            weights_v2t.masked_fill_(mask, 0)
+            weights_t2v.masked_fill_(mask, 0)
+            weights_v2t = torch.nan_to_num_(weights_v2t, nan=1e-2, posinf=1e-2, neginf=1e-2)
+            weights_t2v = torch.nan_to_num_(weights_t2v, nan=1e-2, posinf=1e-2, neginf=1e-2)
+
+        # select a negative image for each text
+        if self.vtm_hard_neg:
+            vision_neg_indices = torch.multinomial(weights_t2v, 1).squeeze()
+            txt_neg_indices = torch.multinomial(weights_v2t, 1).squeeze()
+        else:
+            vision_neg_indices = self.get_rand_indices(mask, 1).squeeze()
+            txt_neg_indices = self.get_rand_indices(mask, 1).squeeze()
+
+        vision_embeds_neg = vision_embeds[vision_neg_indices]  # [B, T*L, c]
+        text_embeds_neg = text_embeds[txt_neg_indices]  # [B, L, d]
+        text_atts_neg = text_atts[txt_neg_indices]
+
+        # concat embeddings
+        vision_embeds_all = torch.cat([vision_embeds, vision_embeds_neg, vision_embeds], dim=0)
+        text_embeds_all = torch.cat([text_embeds, text_embeds, text_embeds_neg], dim=0)
+        vision_atts_all = torch.cat([vision_atts, vision_atts, vision_atts], dim=0)
+        text_atts_all = torch.cat([text_atts, text_atts, text_atts_neg], dim=0)
+
+        output = multimodal_encoder(
+            encoder_embeds=text_embeds_all,
+            attention_mask=text_atts_all,
+            encoder_hidden_states=vision_embeds_all,
+            encoder_attention_mask=vision_atts_all,
+            return_dict=True,
+            mode="fusion",
+        )
+
+        vtm_embeds = output.last_hidden_state[:, 0]  # pos (N, d) + neg (2N, d)
+
+        vtm_logits = vtm_head(vtm_embeds)  # [3*B, 2]
+
+        bs = vtm_logits.shape[0] // 3
+        vtm_labels = vtm_logits.new_ones(3 * bs, dtype=torch.long)
+        vtm_labels[bs:] = 0
+        loss_vtm = F.cross_entropy(vtm_logits, vtm_labels)
+        return loss_vtm
+
+    def get_rand_indices(self, mask, k):
+        """get rand indices according to mask.
+        Args:
+            mask (torch.Tensor): Shape: (N, L) 0 indicates the positions that we can sample, 1 otherwise
+            k (int): the number indices to sample at each row.
+        Returns:
+            The sampled indices. Shape: [N,k].
+            (N, k) indices
+        """
+        mask = mask.float()
+        mask = mask - 10000 * mask
+        mask += torch.randn_like(mask)
+        _, indices = torch.sort(mask, dim=1, descending=True)
+        indices = indices[:, :k].contiguous()
+        return indices
+
+    @torch.no_grad()
+    def get_mask(self, sim, idx=None, normalize=False):
+        """
+        Args:
+            sim (torch.Tensor): The similarity between videos and texts. shape: (B, B).
+            idx (torch.Tensor): The index for each video. Shape: [B].
+            normalize (bool): If true, make row sum equal to 1
+        """
+        if idx is not None:
+            idx = idx.view(-1, 1)
+            mask = torch.eq(idx, idx.T).to(sim.dtype)
+            if normalize:
+                mask = mask / mask.sum(1, keepdim=True)
+        else:
+            mask = torch.zeros_like(sim)
+            mask.fill_diagonal_(1)
+        return mask  # `1` mark valid/matched location
+
+    @lru_cache(maxsize=16)
+    def get_gather_args(self):
+        """obtain the args for all_gather
+        Returns: dict.
+
+        """
+        return EasyDict({"world_size": get_world_size(), "rank": get_rank()})
+
+
+class MLMLoss(nn.Module):
+    """masked language modeling loss."""
+
+    def __init__(self, masking_prob, tokenizer):
+        super(MLMLoss, self).__init__()
+        self.tokenizer = tokenizer
+        self.masking_prob = masking_prob
+
+    def mlm_loss(
+        self,
+        text_encoder,
+        text,
+        vision_embeds,
+        vision_atts,
+    ):
+        input_ids = text.input_ids.clone()
+        labels = input_ids.clone()
+        probability_matrix = torch.full(labels.shape, self.masking_prob)
+        input_ids, labels = self.mask(
+            input_ids,
+            text_encoder.config.vocab_size,
+            input_ids.device,
+            targets=labels,
+            probability_matrix=probability_matrix,
+        )
+
+        intermediate_mlm_output = text_encoder.bert(
+            input_ids,
+            attention_mask=text.attention_mask,
+            encoder_hidden_states=vision_embeds,
+            encoder_attention_mask=vision_atts,
+            return_dict=True,
+            mode="text",
+        )
+
+        text_embeds = intermediate_mlm_output.last_hidden_state
+
+        mlm_output = text_encoder(
+            encoder_embeds=text_embeds,
+            attention_mask=text.attention_mask,
+            encoder_hidden_states=vision_embeds,
+            encoder_attention_mask=vision_atts,
+            return_dict=True,
+            labels=labels,
+            soft_labels=None,
+            mode="fusion",
+        )
+        return mlm_output.loss
+
+    def simple_mlm_loss(
+        self,
+        text_encoder,
+        text,
+        text_embeds,
+        vision_embeds,
+        vision_atts,
+        labels
+    ):
+        mlm_output = text_encoder(
+            encoder_embeds=text_embeds,
+            attention_mask=text.attention_mask,
+            encoder_hidden_states=vision_embeds,
+            encoder_attention_mask=vision_atts,
+            return_dict=True,
+            labels=labels,
+            soft_labels=None,
+            mode="fusion",
+        )
+        return mlm_output.loss
+
+    def mask(
+        self,
+        input_ids,
+        vocab_size,
+        device,
+        targets=None,
+        masked_indices=None,
+        probability_matrix=None,
+    ):
+        if masked_indices is None:
+            masked_indices = torch.bernoulli(probability_matrix).bool()
+
+        masked_indices[input_ids == self.tokenizer.pad_token_id] = False
+        masked_indices[input_ids == self.tokenizer.cls_token_id] = False
+
+        if targets is not None:
+            # We only compute loss on masked tokens
+            targets[~masked_indices] = -100
+
+        # 80% of the time, we replace masked input tokens with tokenizer.mask_token ([MASK])
+        indices_replaced = (
+            torch.bernoulli(torch.full(input_ids.shape, 0.8)).bool() & masked_indices
+        )
+        input_ids[indices_replaced] = self.tokenizer.mask_token_id
+
+        # 10% of the time, we replace masked input tokens with random word
+        indices_random = (
+            torch.bernoulli(torch.full(input_ids.shape, 0.5)).bool()
+            & masked_indices
+            & ~indices_replaced
+        )
+        random_words = torch.randint(vocab_size, input_ids.shape, dtype=torch.long).to(device)
+        input_ids[indices_random] = random_words[indices_random]
+        # The rest of the time (10% of the time) we keep the masked input tokens unchanged
+
+        if targets is not None:
+            return input_ids, targets
+        else:
+            return input_ids
+
+
+class UTA_Loss(nn.Module):
+    """unmasked token alignment loss."""
+
+    def __init__(self, uta_norm_type='l2', uta_loss_type='l2'):
+        super().__init__()
+        self.norm_type = uta_norm_type
+        self.loss_type = uta_loss_type
+        logger.info(f'Norm type: {uta_norm_type}')
+        logger.info(f'Loss type: {uta_loss_type}')
+
+        if uta_loss_type == 'mse':
+            self.loss_func = nn.MSELoss()
+        elif uta_loss_type == 'smooth_l1':
+            self.loss_func = nn.SmoothL1Loss()
+    
+    def uta_loss(self, student_output, clip_output):
+        """forward to calculate the loss
+
+        Args:
+            student_output (torch.Tensor): The student output. Shape: [K,B,N,C].
+            clip_output (torch.Tensor): The teacher representation. Shape: [K,B,N,C].
+
+        Returns: loss_uta (torch.Tensor): The mask clip alignment loss. Shape: [].
+        """
+
+        if self.norm_type == 'l2':
+            student_output = student_output / student_output.norm(dim=-1, keepdim=True)
+            clip_output = clip_output / clip_output.norm(dim=-1, keepdim=True)
+        elif self.norm_type == 'none':
+            pass
+        else:
+            raise NotImplementedError
+
+        if self.loss_type == 'l2':
+            loss_uta = (2 - 2 * (student_output * clip_output).sum(dim=-1)).mean()
+        elif self.loss_type in ['mse', 'smooth_l1']:
+            loss_uta = self.loss_func(input=student_output, target=clip_output)
+        else:
+            raise NotImplementedError
+
+        return loss_uta
+
+
+# ============================================================================================ mask.py (verbatim)
+
+def TubeMaskingGenerator(input_size, mask_ratio, batch, device='cuda'):
+    frames, height, width = input_size
+    num_patches_per_frame = height * width
+    num_masks_per_frame = int(mask_ratio * num_patches_per_frame)
+
+    mask_list = []
+    for _ in range(batch):
+        mask_per_frame = np.hstack([
+            np.zeros(num_patches_per_frame - num_masks_per_frame),
+            np.ones(num_masks_per_frame),
+        ])
+        np.random.shuffle(mask_per_frame)
+        mask_list.append(np.tile(mask_per_frame, (frames, 1)).flatten())
+    mask = torch.Tensor(mask_list).to(device, non_blocking=True).to(torch.bool)
+    return mask 
+
+
+def RandomMaskingGenerator(input_size, mask_ratio, batch, device='cuda'):
+    frames, height, width = input_size
+
+    num_patches = frames * height * width  # 8x14x14
+    num_mask = int(mask_ratio * num_patches)
+
+    mask_list = []
+    for _ in range(batch):
+        mask = np.hstack([
+            np.zeros(num_patches - num_mask),
+            np.ones(num_mask),
+        ])
+        np.random.shuffle(mask)
+        mask_list.append(mask)
+    mask = torch.Tensor(mask_list).to(device, non_blocking=True).to(torch.bool)
+    return mask
+
 # ============================================================================================ umt.py
 
 
@@ -1789,9 +2174,10 @@ class UMT(nn.Module):
     """The authors' ``models.umt.UMT`` for inference: same submodules and names, so ``state_dict()`` has their layout.
 
     ``__init__`` is rewritten from theirs (``build_vit`` / ``build_bert`` / ``build_clip`` with the values of the
-    authors' configs, but tiny sizes, no pretrained files, no loss objects); ``encode_vision``, ``encode_text`` and
-    ``get_text_encoder`` are verbatim (``encode_vision(test=False)`` needs their ``encode_teacher``, not vendored: the
-    parity tests run the evaluation path, ``test=True``). ``config`` mirrors the fields their code reads (``config.model.*``).
+    authors' configs, but tiny sizes and no pretrained files; the loss objects and mask settings verbatim, with no
+    tokenizer: give ``loss_weight.mlm = 0``, as MLM draws its masks with it); ``forward``, ``encode_teacher``,
+    ``encode_vision``, ``encode_text``, ``clip_contrastive_temperature`` and ``get_text_encoder`` are verbatim.
+    ``config`` mirrors the fields their code reads (``config.model.*``).
     """
 
     def __init__(self, config):
@@ -1846,6 +2232,154 @@ class UMT(nn.Module):
 
         self.temp = nn.parameter.Parameter(torch.ones([]) * config.model.temp)
         self.itm_head = nn.Linear(self.text_width, 2)
+
+        # criterions (verbatim from UMT.__init__; MLMLoss only keeps the tokenizer, used when it draws MLM masks)
+        self.loss_weight = config.criterion.loss_weight
+        self.criterion_uta = UTA_Loss(
+            config.criterion.uta_norm_type,
+            config.criterion.uta_loss_type, 
+        )
+        self.criterion_vtc_vtm = VTC_VTM_Loss(config.criterion.vtm_hard_neg)
+        self.criterion_mlm = MLMLoss(config.criterion.mlm_masking_prob, None)
+
+        # parameters for mask (verbatim from UMT.build_vision_encoder)
+        img_size = config.model.vision_encoder.img_size
+        num_frames = config.model.vision_encoder.num_frames
+        tublet_size = config.model.vision_encoder.tubelet_size
+        patch_size = config.model.vision_encoder.patch_size
+        self.clip_img_size = config.model.vision_encoder.clip_img_size
+        self.video_mask_type = config.model.vision_encoder.video_mask_type
+        self.video_window_size = (num_frames // tublet_size, img_size // patch_size, img_size // patch_size)
+        self.video_mask_ratio = config.model.vision_encoder.video_mask_ratio
+        self.image_mask_type = config.model.vision_encoder.image_mask_type
+        self.image_window_size = (1, img_size // patch_size, img_size // patch_size)
+        self.image_mask_ratio = config.model.vision_encoder.image_mask_ratio
+
+    def forward(self, image, text, idx):
+        """forward and calculate loss.
+
+        Args:
+            image (torch.Tensor): The input images. Shape: [B,T,C,H,W].
+            text (dict): TODO
+            idx (torch.Tensor): TODO
+
+        Returns: TODO
+
+        """
+        self.clip_contrastive_temperature()
+
+        vision_embeds, pooled_vision_embeds, student_output, clip_output = self.encode_vision(image)
+        text_embeds, pooled_text_embeds = self.encode_text(text)
+
+        # obtain vision and text representations.
+        vision_proj = self.vision_proj(pooled_vision_embeds)
+        text_proj = self.text_proj(pooled_text_embeds)
+
+        # calculate loss
+        ## MCA loss
+        if self.loss_weight.uta != 0:
+            loss_uta = self.criterion_uta.uta_loss(student_output, clip_output)
+        else:
+            loss_uta = torch.tensor(0)
+
+        ## VTC loss
+        if self.loss_weight.vtc != 0:
+            loss_vtc = self.criterion_vtc_vtm.vtc_loss(
+                vision_proj, text_proj, idx, self.temp, all_gather=True
+            )
+        else:
+            loss_vtc = torch.tensor(0)
+
+        ## VTM loss
+        if self.loss_weight.vtm != 0:
+            loss_vtm = self.criterion_vtc_vtm.vtm_loss(
+                self.get_text_encoder(),
+                self.itm_head,
+                self.temp,
+                vision_embeds,
+                text_embeds,
+                vision_proj,
+                text_proj,
+                text.attention_mask,
+                idx,
+            )
+        else:
+            loss_vtm = torch.tensor(0)
+
+        ## MLM loss
+        if self.is_pretrain and self.loss_weight.mlm != 0:
+            loss_mlm = self.criterion_mlm.mlm_loss(
+                self.text_encoder, text, vision_embeds, None
+            )
+        else:
+            loss_mlm = torch.tensor(0)
+
+        return dict(
+            loss_uta=loss_uta * self.loss_weight.uta,
+            loss_vtc=loss_vtc * self.loss_weight.vtc,
+            loss_vtm=loss_vtm * self.loss_weight.vtm,
+            loss_mlm=loss_mlm * self.loss_weight.mlm,
+        )
+
+    def encode_teacher(self, image):
+        """encode image / videos as features.
+
+        Args:
+            image (torch.Tensor): The input images.
+
+        Returns: tuple.
+            - mask (torch.Tensor): Mask. Shape: [B,N1].
+            - clip_output (torch.Tensor): The features of clip. Shape: [K,B,N,C].
+
+        """
+        B, C, T, H, W = image.shape
+        mask_type = self.image_mask_type if T == 1 else self.video_mask_type
+        window_size = self.image_window_size if T == 1 else self.video_window_size
+        mask_ratio = self.image_mask_ratio if T == 1 else self.video_mask_ratio
+        
+        if self.clip_teacher is None or self.loss_weight.uta == 0:
+            return None, None
+
+        if H != self.clip_img_size:
+            image = torch.nn.functional.interpolate(
+                image.reshape(B, C*T, H, W), 
+                size=(self.clip_img_size, self.clip_img_size), 
+                mode='bicubic', align_corners=False
+            )
+            image = image.view(B, C, T, self.clip_img_size, self.clip_img_size)
+
+        with torch.no_grad():
+            if mask_type == 'tube':
+                mask = TubeMaskingGenerator(window_size, mask_ratio, B)
+                clip_output, attn = self.clip_teacher(image)
+            elif mask_type == 'random':
+                mask = RandomMaskingGenerator(window_size, mask_ratio, B)
+                clip_output, attn = self.clip_teacher(image)
+            elif mask_type in 'attention':
+                clip_output, attn = self.clip_teacher(image)
+                BT, N = attn.shape
+                N_vis = N - int(N * mask_ratio)
+                importance = torch.multinomial(attn, N)
+                mask = torch.ones((BT, N))
+                pos1 = torch.arange(BT).view(-1, 1).repeat(1, N_vis)
+                pos2 = importance[:, :N_vis]
+                mask[pos1, pos2] = 0
+                mask = mask.view(B, -1).to(torch.bool)
+            else:
+                raise NotImplementedError
+            
+            # mask clip output
+            K, _, _, C = clip_output.shape
+            mask_clip = mask.unsqueeze(0).repeat(K, 1, 1)
+            clip_output = clip_output[~mask_clip].reshape(K, B, -1, C)
+        
+        return mask, clip_output
+
+    @torch.no_grad()
+    def clip_contrastive_temperature(self, min_val=0.001, max_val=0.5):
+        """Seems only used during pre-training"""
+        self.temp.clamp_(min_val, max_val)
+
 
     def encode_vision(self, image, test=False):
         """encode image / videos as features.

@@ -38,6 +38,7 @@ def _authors_config() -> SimpleNamespace:
         encoder_num_heads=HEADS, drop_path_rate=0.1, num_frames=FRAMES, tubelet_size=1,
         clip_decoder_embed_dim=WIDTH, clip_output_dim=CLIP_DIM, clip_return_layer=UTA_LAYERS,
         clip_student_return_interval=1, clip_img_size=SIZE, clip_return_interval=1, keep_temporal=True,
+        video_mask_type="attention", video_mask_ratio=0.8, image_mask_type="attention", image_mask_ratio=0.5,
     )  # fmt: skip
     bert = dict(vocab_size=VOCAB, hidden_size=WIDTH, num_hidden_layers=TEXT_LAYERS + FUSION_LAYERS,
                 num_attention_heads=HEADS, intermediate_size=2 * WIDTH, max_position_embeddings=MAX_LEN,
@@ -45,7 +46,10 @@ def _authors_config() -> SimpleNamespace:
     text = SimpleNamespace(d_model=WIDTH, fusion_layer=TEXT_LAYERS, bert_config=bert)
     teacher = SimpleNamespace(patch_size=PATCH, width=TEACHER_WIDTH, layers=TEACHER_LAYERS, heads=TEACHER_HEADS)
     model = SimpleNamespace(vision_encoder=vision, text_encoder=text, teacher=teacher, embed_dim=EMBED_DIM, temp=0.07)
-    return SimpleNamespace(model=model)
+    # MLM off in their forward: it draws its masks with a tokenizer; the MLM test gives the masked ids instead.
+    criterion = SimpleNamespace(loss_weight=SimpleNamespace(vtc=1.0, mlm=0.0, vtm=1.0, uta=1.0), vtm_hard_neg=True,
+                                mlm_masking_prob=0.5, uta_norm_type="l2", uta_loss_type="l2")  # fmt: skip
+    return SimpleNamespace(model=model, criterion=criterion)
 
 
 def _our_config() -> UmtConfig:
@@ -138,7 +142,7 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def _assert_close(name: str, got: torch.Tensor, expected: torch.Tensor) -> None:
     diff = _max_diff(got, expected)
-    print(f"{name}: max abs diff {diff:.2e}")
+    print(f"{name}: max abs diff {diff:.2e}" + (f" (value {got.item():.6f})" if got.numel() == 1 else ""))
     assert diff < TOLERANCE, f"{name}: max abs diff {diff:.3e} >= {TOLERANCE}"
 
 
@@ -302,6 +306,60 @@ def test_masked_student_uta_head_and_clip_teacher_match_the_authors(reference, c
     teacher = model.teacher(pixel_values)
     _assert_close("teacher tokens", teacher.hidden_states, clip_tokens)
     _assert_close("teacher [CLS] attention", teacher.cls_attention.flatten(0, 1), clip_attention)
+
+
+# ---------------------------------------------------------------------------------------------------- losses
+
+
+def _authors_mask(reference: authors.UMT, pixel_values: torch.Tensor, seed: int) -> torch.Tensor:
+    """The semantic mask the authors' forward draws (encode_teacher: multinomial over the teacher's [CLS] attention)."""
+    torch.manual_seed(seed)
+    mask, _ = reference.encode_teacher(pixel_values.permute(0, 2, 1, 3, 4))
+    return mask
+
+
+@torch.no_grad()
+def test_pretraining_losses_match_the_authors_forward(reference, converted, inputs):
+    """UTA, VTC and VTM of the authors' UMT.forward on their own semantic mask. Two distinct videos: each has one
+    negative, so VTM's hard-negative draw is the same in both implementations."""
+    model, _, _ = converted
+    pixel_values, idx = inputs["pixel_values"], torch.tensor([0, 1])
+    text = SimpleNamespace(input_ids=inputs["input_ids"][:2], attention_mask=inputs["attention_mask"][:2])
+    mask = _authors_mask(reference, pixel_values, seed=5)
+    torch.manual_seed(5)
+    expected = reference(pixel_values, text, idx)
+    tokens_per_frame = (SIZE // PATCH) ** 2
+    visible = tokens_per_frame - int(tokens_per_frame * 0.8)  # their N_vis, 4 of 16 (round() would keep 3)
+    assert (~mask).view(2, FRAMES, -1).sum(-1).eq(visible).all()
+    ours_mask = model._draw_mask(model.teacher(pixel_values), FRAMES, torch.Generator().manual_seed(0))
+    assert (~ours_mask).view(2, FRAMES, -1).sum(-1).eq(visible).all()
+
+    ours = model(pixel_values, text.input_ids, text.attention_mask, bool_masked_pos=mask, video_ids=idx)
+    for name in ("uta", "vtc", "vtm"):
+        _assert_close(f"loss_{name}", getattr(ours, f"loss_{name}"), expected[f"loss_{name}"])
+
+
+@torch.no_grad()
+def test_mlm_loss_matches_the_authors_mlm_loss_on_the_same_masked_tokens(reference, converted, inputs):
+    model, _, _ = converted
+    pixel_values = inputs["pixel_values"]
+    input_ids, attention_mask = inputs["input_ids"][:2], inputs["attention_mask"][:2]
+    masked = torch.zeros_like(input_ids, dtype=torch.bool)
+    masked[0, [2, 4]] = masked[1, 1] = True
+    mlm_input_ids = input_ids.masked_fill(masked, 2)  # a [MASK]-like id
+    mlm_labels = input_ids.masked_fill(~masked, -100)
+    mask = _authors_mask(reference, pixel_values, seed=6)
+    vision_embeds = reference.vision_encoder(pixel_values.permute(0, 2, 1, 3, 4), mask, False, False)[0]
+    # MLMLoss.mlm_loss verbatim, with its random draw (MLMLoss.mask) replaced by the tokens chosen above.
+    reference.criterion_mlm.mask = lambda *args, **kwargs: (mlm_input_ids.clone(), mlm_labels.clone())
+    try:
+        text = SimpleNamespace(input_ids=input_ids, attention_mask=attention_mask)
+        expected = reference.criterion_mlm.mlm_loss(reference.text_encoder, text, vision_embeds, None)
+    finally:
+        del reference.criterion_mlm.mask
+    ours = model(pixel_values, input_ids, attention_mask, bool_masked_pos=mask, mlm_input_ids=mlm_input_ids,
+                 mlm_labels=mlm_labels, video_ids=torch.tensor([0, 1]))  # fmt: skip
+    _assert_close("loss_mlm", ours.loss_mlm, expected)
 
 
 # ---------------------------------------------------------------------------------------------------- headless file
