@@ -66,6 +66,9 @@ What is vendored, verbatim (code bodies unchanged; only module-level imports wer
   authors' math; only xbert's code is.
 * ``criterions.py``: ``get_sim`` (the ``keep_temporal`` similarity: normalize each frame's projection, mean over
   frames of the per-frame cosines, divide by ``temp``), ``VTC_VTM_Loss``, ``MLMLoss``, ``UTA_Loss``.
+* ``tasks/retrieval_mc.py``: ``get_sim_for_each_question`` verbatim, and the scoring lines of
+  ``main_with_ensemble`` (one clip, ``eval_frame_ensemble="concat"``) as ``multiple_choice_scores``; with
+  ``models/utils.py``'s ``tile``.
 * ``mask.py``: ``TubeMaskingGenerator``, ``RandomMaskingGenerator`` (referenced by ``encode_teacher``; the
   ``attention`` masks of the authors' configs are drawn inline there).
 * ``umt.py``: class ``UMT`` with the module attribute names (``vision_encoder``, ``text_encoder``, ``vision_proj``,
@@ -93,6 +96,8 @@ Stubs (what could not be installed or imported, and why each stub is faithful):
 * ``criterions.py``'s imports from ``models.utils`` / ``utils.distributed`` / ``utils.easydict``: one process, so
   ``allgather_wgrad`` (``torch.distributed.all_gather`` over the world) returns its input, ``get_rank()`` is 0,
   ``get_world_size()`` 1, and ``EasyDict`` is a dict with attribute access.
+* einops' ``rearrange`` (``retrieval_mc.py``; einops is not installed here): the three patterns it is called with,
+  as reshapes / transposes (``"(b n) c -> b n c"``, ``"b t l c -> b (t l) c"``, ``"b n c -> b c n"``).
 * ``torch.utils.checkpoint`` and ``logging`` are used as the authors do (no deepspeed or distributed code is needed
   on this path).
 """
@@ -2440,3 +2445,108 @@ class UMT(nn.Module):
         """get text encoder, used for text and cross-modal encoding"""
         encoder = self.text_encoder
         return encoder.bert if hasattr(encoder, "bert") else encoder
+
+
+# ============================================================================================ tasks/retrieval_mc.py
+
+
+def rearrange(tensor, pattern, **sizes):
+    """einops.rearrange (not installed here) for the two patterns retrieval_mc.py uses."""
+    if pattern == "(b n) c -> b n c":
+        return tensor.reshape(-1, sizes["n"], tensor.shape[-1])
+    if pattern == "b t l c -> b (t l) c":
+        return tensor.flatten(1, 2)
+    if pattern == "b n c -> b c n":
+        return tensor.transpose(1, 2)
+    raise NotImplementedError(pattern)
+
+
+# models/utils.py, verbatim
+def tile(x, dim, n_tile):
+    init_dim = x.size(dim)
+    repeat_idx = [1] * x.dim()
+    repeat_idx[dim] = n_tile
+    x = x.repeat(*repeat_idx)
+    order_index = torch.LongTensor(
+        np.concatenate([init_dim * np.arange(n_tile) + i for i in range(init_dim)])
+    )
+    return torch.index_select(x, dim, order_index.to(x.device))
+
+
+def get_sim_for_each_question(model, pooled_image_feat, pooled_text_feat):
+    """TODO: Docstring for get_sim_for_each_question.
+
+    Args:
+        model (TODO): TODO
+        pooled_image_feat (torch.Tensor): Shape: [b,t, c]
+        pooled_text_feat (torch.Tensor): Shape: [b, n, c]. n is the number of answer candidates.
+
+    Returns: TODO
+
+    """
+    image_proj = model.vision_proj
+    text_proj = model.text_proj
+
+    image_feat = F.normalize(image_proj(pooled_image_feat), dim=-1)
+    text_feat = F.normalize(text_proj(pooled_text_feat), dim=-1)
+    sim = torch.matmul(image_feat, rearrange(text_feat, "b n c -> b c n"))  # [b, t, n]
+    sim = sim.mean(1) / model.temp  # [b,n]
+    sim = F.softmax(sim, dim=1)  # [b, n]
+    return sim
+
+
+
+def multiple_choice_scores(model, image, text_input, num_options_per_q=5):
+    """The scoring of ``retrieval_mc.main_with_ensemble`` for one batch, ``eval_frame_ensemble="concat"`` (their
+    default: one clip), lines verbatim; ``text_input`` is the tokenized ``(b n)`` flattened options, ``device`` the
+    input's. Returns the ``(b, n)`` scores ``0.7 * p_itm + 0.3 * softmax(sim)``."""
+    device = image.device
+    # encode text
+    # [b*5, l, c], [b*5, c]
+    text_feat, pooled_text_feat = model.encode_text(text_input)
+    # encode image
+    image_feats, pooled_image_feat = model.encode_vision(image, test=True)
+    if len(image_feats.shape) == 4:
+        image_feats = rearrange(image_feats, "b t l c -> b (t l) c")
+    # (bsz, #frm*L, d), (bsz, #frm, d)
+    image_feats = image_feats.unsqueeze(1)  # (bsz, 1, #frm*L, d)
+    pooled_image_feat = pooled_image_feat.unsqueeze(1)  # (bsz, 1, #frm, d)
+    # generate score for each clip, and aggregate all clip scores for a video
+    n_clip_per_video = image_feats.shape[1]
+    clip_scores = []
+    for clip_idx in range(n_clip_per_video):
+        image_feat = image_feats[:, clip_idx]
+        pooled_image_feat = pooled_image_feat[:, clip_idx]
+        image_feat = tile(image_feat, 0, num_options_per_q)
+        image_mask = torch.ones(image_feat.size()[:-1], dtype=torch.long).to(
+            device, non_blocking=True
+        )
+
+        # contrastive score
+        pooled_text_feat = rearrange(
+            pooled_text_feat, "(b n) c -> b n c", n=num_options_per_q
+        )
+        sim = get_sim_for_each_question(
+            model, pooled_image_feat, pooled_text_feat
+        )  # [b, n]
+        sim = sim.flatten()  # [b*n,]
+
+        # cross-modal encode
+        output = model.get_text_encoder()(
+            encoder_embeds=text_feat,
+            attention_mask=text_input.attention_mask,
+            encoder_hidden_states=image_feat,
+            encoder_attention_mask=image_mask,
+            return_dict=True,
+            mode="fusion",
+        )
+        itm_embeds = output.last_hidden_state[:, 0]  # [CLS]
+
+        score = F.softmax(model.itm_head(itm_embeds), dim=1)[:, 1]  # [bs*5]
+        score = score * 0.7 + sim * 0.3
+
+        clip_scores.append(score)
+
+    assert len(clip_scores) == 1
+    score = clip_scores[0]
+    return score.view(-1, num_options_per_q)

@@ -199,6 +199,11 @@ def test_vision_encoder_tokens_and_pooled_features_match_the_authors(reference, 
     # keep_temporal=False: one pooled token over the whole clip.
     _, pooled_global, _ = reference.vision_encoder(pixel_values.permute(0, 2, 1, 3, 4), None, False, False)
     _assert_close("global pooled", ours.pooler_output, pooled_global[:, 0])
+    # An image is a 1-frame video: the authors switch to img_pos_embed (the first h*w rows of the same table).
+    image_tokens, image_pooled = reference.encode_vision(pixel_values[:, :1], test=True)
+    ours_image = model.umt.vision_model(pixel_values[:, :1])
+    _assert_close("image tokens", ours_image.last_hidden_state, image_tokens)
+    _assert_close("image pooled", model.umt.vision_model.pool_per_frame(ours_image.last_hidden_state, 1), image_pooled)
 
 
 # ---------------------------------------------------------------------------------------------------- (b) embeddings
@@ -280,6 +285,23 @@ def test_multimodal_encoder_and_itm_head_match_the_authors_fusion_mode(reference
         encoder_attention_mask=None, return_dict=True, mode="fusion", return_logits=True,
     )  # fmt: skip
     _assert_close("MLM logits", model.mlm_head(ours_fused), mlm_expected)
+
+
+@torch.no_grad()
+def test_multiple_choice_scores_equal_the_authors_retrieval_mc(reference, retrieval):
+    """0.7 * p_vtm + 0.3 * softmax over the options of the per-frame VTC score (their MSR-VTT MC evaluation)."""
+    generator = torch.Generator().manual_seed(4)
+    pixel_values = torch.randn(2, FRAMES, 3, SIZE, SIZE, generator=generator)
+    input_ids = torch.randint(3, VOCAB, (2, 5, 7), generator=generator)
+    input_ids[..., 0] = 1
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, 1, 4:] = attention_mask[1, 3, 2:] = 0
+    input_ids[attention_mask == 0] = 0
+    text = SimpleNamespace(input_ids=input_ids.flatten(0, 1), attention_mask=attention_mask.flatten(0, 1))
+    expected = authors.multiple_choice_scores(reference, pixel_values, text, num_options_per_q=5)
+    ours = retrieval.score_candidates(pixel_values, input_ids, attention_mask)
+    _assert_close("multiple-choice scores", ours.exp(), expected)
+    assert torch.equal(ours.argmax(-1), expected.argmax(-1))
 
 
 # ---------------------------------------------------------------------------------------------------- UTA and teacher
