@@ -2179,16 +2179,17 @@ class UMT(nn.Module):
     """The authors' ``models.umt.UMT`` for inference: same submodules and names, so ``state_dict()`` has their layout.
 
     ``__init__`` is rewritten from theirs (``build_vit`` / ``build_bert`` / ``build_clip`` with the values of the
-    authors' configs, but tiny sizes and no pretrained files; the loss objects and mask settings verbatim, with no
+    authors' configs, but tiny sizes and no pretrained files; ``is_pretrain=False`` is the layout of their fine-tuned
+    checkpoints (``setup_model(pretrain=False)``: a plain ``BertModel``, keys ``text_encoder.encoder.*``); the loss objects and mask settings verbatim, with no
     tokenizer: give ``loss_weight.mlm = 0``, as MLM draws its masks with it); ``forward``, ``encode_teacher``,
     ``encode_vision``, ``encode_text``, ``clip_contrastive_temperature`` and ``get_text_encoder`` are verbatim.
     ``config`` mirrors the fields their code reads (``config.model.*``).
     """
 
-    def __init__(self, config):
+    def __init__(self, config, is_pretrain=True):
         super(UMT, self).__init__()
         self.config = config
-        self.is_pretrain = True
+        self.is_pretrain = is_pretrain
         self.vision_width = config.model.vision_encoder.d_model
         self.text_width = config.model.text_encoder.d_model
         self.embed_dim = config.model.embed_dim
@@ -2225,12 +2226,15 @@ class UMT(nn.Module):
             clip_return_layer=vision.clip_return_layer,
             clip_return_interval=vision.clip_return_interval,
         )
-        # build_bert (bert/builder.py) with pretrain=True: BertForMaskedLM
+        # build_bert (bert/builder.py): BertForMaskedLM for pre-training, BertModel without pooler for fine-tuning
         bert_config = BertConfig(**config.model.text_encoder.bert_config)
         bert_config.encoder_width = vision.d_model
         bert_config.gradient_checkpointing = False
         bert_config.fusion_layer = config.model.text_encoder.fusion_layer
-        self.text_encoder = BertForMaskedLM(bert_config)
+        if is_pretrain:
+            self.text_encoder = BertForMaskedLM(bert_config)
+        else:
+            self.text_encoder = BertModel(bert_config, add_pooling_layer=False)
 
         self.vision_proj = nn.Linear(self.vision_width, self.embed_dim)
         self.text_proj = nn.Linear(self.text_width, self.embed_dim)

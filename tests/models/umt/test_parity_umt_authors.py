@@ -412,3 +412,26 @@ def test_checkpoint_without_projection_and_itm_heads_converts_and_reports_them_m
         tokens, _ = reference.encode_vision(inputs["pixel_values"], test=True)
         ours = model.umt.vision_model(inputs["pixel_values"]).last_hidden_state
     _assert_close("headless vision tokens", ours, tokens)
+
+
+@torch.no_grad()
+def test_fine_tuned_retrieval_checkpoint_with_a_plain_bert_model_converts(tmp_path, inputs):
+    """The released fine-tuned files (ret_msrvtt_b16_25m.pth, ...) come from UMT(is_pretrain=False): their text side
+    is a BertModel (``text_encoder.encoder.layer.N``, no ``bert.`` and no MLM head)."""
+    torch.manual_seed(0)
+    reference = authors.UMT(_authors_config(), is_pretrain=False)
+    _randomize(reference, seed=7)
+    reference.eval()
+    path = tmp_path / "ret_msrvtt_like.pth"
+    original = _save_authors_checkpoint(reference, path)
+    assert "text_encoder.encoder.layer.0.attention.self.query.weight" in original
+    report = ConversionReport("multi")
+    model = convert_checkpoint(path, kind="multi", config=_our_config(), report=report)
+    assert report.missing.keys() == {"mlm_head"}  # a fine-tuned file holds none
+    assert set(report.ignored) == {"text_encoder.embeddings.position_ids"}
+
+    _, per_frame = reference.encode_vision(inputs["pixel_values"], test=True)
+    _, text_cls = _authors_text(reference, inputs)
+    sim_v2t, _ = authors.get_sim(reference.vision_proj(per_frame), reference.text_proj(text_cls), reference.temp)
+    _assert_close("fine-tuned logits_per_video", model.umt(**inputs).logits_per_video, sim_v2t)
+

@@ -17,6 +17,8 @@ Two kinds of checkpoints are supported (key names read from OpenGVLab/unmasked_t
     vision_encoder.pool_norm.*                      -> umt.vision_model.pool_norm.*
     vision_encoder.clip_decoder.K.*                 -> uta_head.projections.K.*
     text_encoder.bert.embeddings.*                  -> umt.text_model.embeddings.*
+    text_encoder.{embeddings,encoder}.*             -> as text_encoder.bert.*  (fine-tuned files: ``setup_model
+                                                       (pretrain=False)`` builds a plain BertModel, no MLM head)
     text_encoder.bert.encoder.layer.N.*  (N < F)    -> umt.text_model.encoder.layer.N.*
     text_encoder.bert.encoder.layer.N.*  (N >= F)   -> umt.multimodal_encoder.layer.(N - F).*  (with ``crossattention``)
     text_encoder.cls.predictions.*                  -> mlm_head.predictions.*
@@ -84,7 +86,7 @@ ALLOWED_UNEXPECTED: dict[str, tuple[str, ...]] = {
     "single": (),
     "multi": (
         # A buffer of old transformers BERT embeddings (``arange(max_len)``), not a weight.
-        r"text_encoder\.bert\.embeddings\.position_ids",
+        r"text_encoder\.(bert\.)?embeddings\.position_ids",
         # Tied to the word embeddings; checked equal before being dropped (see ``_check_tied_decoder``).
         r"text_encoder\.cls\.predictions\.decoder\.weight",
     ),
@@ -277,6 +279,17 @@ def _map_clip_key(key: str, value: torch.Tensor) -> dict[str, torch.Tensor] | No
     return None
 
 
+_PLAIN_BERT_KEY = re.compile(r"text_encoder\.(embeddings|encoder)\.")
+
+
+def _as_masked_lm_key(key: str) -> str:
+    """The authors' fine-tuned checkpoints (retrieval, QA: ``UMT(is_pretrain=False)``) hold ``text_encoder`` as a
+    plain ``BertModel``; pre-training ones as ``BertForMaskedLM`` (``text_encoder.bert.*``). Same weights below."""
+    if _PLAIN_BERT_KEY.match(key):
+        return "text_encoder.bert." + key[len("text_encoder.") :]
+    return key
+
+
 def _map_bert_layer(key: str, value: torch.Tensor, num_text_layers: int) -> dict[str, torch.Tensor] | None:
     """xbert's single BERT stack -> the text encoder (first layers) and the multimodal encoder (the rest)."""
     match = re.fullmatch(r"text_encoder\.bert\.encoder\.layer\.(\d+)\.(.+)", key)
@@ -305,6 +318,7 @@ def map_original_key(
         rules = _CLASSIFICATION_RULES
     elif kind == "multi":
         rules = _MULTI_RULES
+        key = _as_masked_lm_key(key)
         if key == "temp":
             # The authors divide similarities by a learnable temperature; hf_videolang multiplies by exp(logit_scale).
             return {"umt.logit_scale": torch.log(1.0 / value.float()).reshape(())}
