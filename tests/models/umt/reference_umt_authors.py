@@ -57,7 +57,8 @@ What is vendored, verbatim (code bodies unchanged; only module-level imports wer
   (the CLIP teacher, so that a stage-2 state dict has its ``clip_teacher.*`` keys as the released files do).
 * ``xbert.py``: ``BertEmbeddings``, ``BertSelfAttention``, ``BertSelfOutput``, ``BertAttention``,
   ``BertIntermediate``, ``BertOutput``, ``BertLayer``, ``BertEncoder``, ``BertPredictionHeadTransform``,
-  ``BertLMPredictionHead``, ``BertOnlyMLMHead``, ``BertModel``, ``MaskedLMOutputWithDistill``, ``BertForMaskedLM``.
+  ``BertLMPredictionHead``, ``BertOnlyMLMHead``, ``BertModel``, ``BertLMHeadModel`` (the QA answer decoder),
+  ``MaskedLMOutputWithDistill``, ``BertForMaskedLM``.
   xbert is *vendored*, not replaced by transformers' ``BertModel``: the parameter names agree with transformers',
   but the structure does not. xbert keeps ONE BERT stack whose layers ``>= fusion_layer`` own a ``crossattention``
   (keys/values read ``encoder_width``-wide video tokens), and ``mode="text"`` runs layers ``[0, fusion_layer)``
@@ -66,6 +67,9 @@ What is vendored, verbatim (code bodies unchanged; only module-level imports wer
   authors' math; only xbert's code is.
 * ``criterions.py``: ``get_sim`` (the ``keep_temporal`` similarity: normalize each frame's projection, mean over
   frames of the per-frame cosines, divide by ``temp``), ``VTC_VTM_Loss``, ``MLMLoss``, ``UTA_Loss``.
+* ``umt_qa.py``: ``UMT_QA`` (``encode_vision``, ``forward``, ``rank_answer``), see its docstring; at this commit
+  its ``encode_vision`` passes five positional arguments to ``PretrainVisionTransformer.forward``, which takes four,
+  so it cannot run as written: the vendored copy drops the extra ``None``.
 * ``tasks/retrieval_mc.py``: ``get_sim_for_each_question`` verbatim, and the scoring lines of
   ``main_with_ensemble`` (one clip, ``eval_frame_ensemble="concat"``) as ``multiple_choice_scores``; with
   ``models/utils.py``'s ``tile``.
@@ -126,6 +130,7 @@ from transformers.activations import ACT2FN
 from transformers.modeling_outputs import (
     BaseModelOutputWithPastAndCrossAttentions,
     BaseModelOutputWithPoolingAndCrossAttentions,
+    CausalLMOutputWithCrossAttentions,
     MaskedLMOutput,
 )
 from transformers.pytorch_utils import apply_chunking_to_forward
@@ -1653,6 +1658,142 @@ class BertModel(BertPreTrainedModel):
 
 
 
+class BertLMHeadModel(BertPreTrainedModel):
+
+    _keys_to_ignore_on_load_unexpected = [r"pooler"]
+    _keys_to_ignore_on_load_missing = [r"position_ids", r"predictions.decoder.bias"]
+
+    def __init__(self, config):
+        super().__init__(config)
+
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.cls = BertOnlyMLMHead(config)
+
+        self.init_weights()
+
+    def get_output_embeddings(self):
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.cls.predictions.decoder = new_embeddings
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        labels=None,
+        past_key_values=None,
+        use_cache=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        is_decoder=True,
+        reduction="mean",
+        mode="multi_modal",
+        normalize_attention=True,
+        soft_labels=None,
+        alpha=0,
+        return_logits=False,
+    ):
+        r"""
+        encoder_hidden_states  (:obj:`torch.FloatTensor` of shape :obj:`(batch_size, sequence_length, hidden_size)`, `optional`):
+            Sequence of hidden-states at the output of the last layer of the encoder. Used in the cross-attention if
+            the model is configured as a decoder.
+        encoder_attention_mask (:obj:`torch.FloatTensor` of shape :obj:`(batch_size, sequence_length)`, `optional`):
+            Mask to avoid performing attention on the padding token indices of the encoder input. This mask is used in
+            the cross-attention if the model is configured as a decoder. Mask values selected in ``[0, 1]``:
+            - 1 for tokens that are **not masked**,
+            - 0 for tokens that are **masked**.
+        labels (:obj:`torch.LongTensor` of shape :obj:`(batch_size, sequence_length)`, `optional`):
+            Labels for computing the left-to-right language modeling loss (next word prediction). Indices should be in
+            ``[-100, 0, ..., config.vocab_size]`` (see ``input_ids`` docstring) Tokens with indices set to ``-100`` are
+            ignored (masked), the loss is only computed for the tokens with labels n ``[0, ..., config.vocab_size]``
+        past_key_values (:obj:`tuple(tuple(torch.FloatTensor))` of length :obj:`config.n_layers` with each tuple having 4 tensors of shape :obj:`(batch_size, num_heads, sequence_length - 1, embed_size_per_head)`):
+            Contains precomputed key and value hidden states of the attention blocks. Can be used to speed up decoding.
+            If :obj:`past_key_values` are used, the user can optionally input only the last :obj:`decoder_input_ids`
+            (those that don't have their past key value states given to this model) of shape :obj:`(batch_size, 1)`
+            instead of all :obj:`decoder_input_ids` of shape :obj:`(batch_size, sequence_length)`.
+        use_cache (:obj:`bool`, `optional`):
+            If set to :obj:`True`, :obj:`past_key_values` key value states are returned and can be used to speed up
+            decoding (see :obj:`past_key_values`).
+        Returns:
+        Example::
+            >>> from transformers import BertTokenizer, BertLMHeadModel, BertConfig
+            >>> import torch
+            >>> tokenizer = BertTokenizer.from_pretrained('bert-base-cased')
+            >>> config = BertConfig.from_pretrained("bert-base-cased")
+            >>> model = BertLMHeadModel.from_pretrained('bert-base-cased', config=config)
+            >>> inputs = tokenizer("Hello, my dog is cute", return_tensors="pt")
+            >>> outputs = model(**inputs)
+            >>> prediction_logits = outputs.logits
+        """
+        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
+        if labels is not None:
+            use_cache = False
+
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            head_mask=head_mask,
+            inputs_embeds=inputs_embeds,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=return_dict,
+            is_decoder=is_decoder,
+            mode=mode,
+            normalize_attention=normalize_attention,
+        )
+
+        sequence_output = outputs[0]
+        prediction_scores = self.cls(sequence_output)
+
+        if return_logits:
+            return prediction_scores[:, :-1, :].contiguous()
+
+        lm_loss = None
+        if labels is not None:
+            # we are doing next-token prediction; shift prediction scores and input ids by one
+            shifted_prediction_scores = prediction_scores[:, :-1, :].contiguous()
+            labels = labels[:, 1:].contiguous()
+            loss_fct = CrossEntropyLoss(reduction=reduction)
+            lm_loss = loss_fct(
+                shifted_prediction_scores.view(-1, self.config.vocab_size), labels.view(-1)
+            )
+            lm_loss = lm_loss.view(prediction_scores.size(0), -1).sum(1)
+
+        if soft_labels is not None:
+            loss_distill = -torch.sum(
+                F.log_softmax(shifted_prediction_scores, dim=1) * soft_labels, dim=-1
+            )
+            loss_distill = (loss_distill * (labels != -100)).sum(1)
+            lm_loss = (1 - alpha) * lm_loss + alpha * loss_distill
+
+        if not return_dict:
+            output = (prediction_scores,) + outputs[2:]
+            return ((lm_loss,) + output) if lm_loss is not None else output
+
+        return CausalLMOutputWithCrossAttentions(
+            loss=lm_loss,
+            logits=prediction_scores,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            cross_attentions=outputs.cross_attentions,
+        )
+
+
 @dataclass
 class MaskedLMOutputWithDistill(MaskedLMOutput):
     loss_aux: Optional[torch.FloatTensor] = None
@@ -2186,7 +2327,7 @@ class UMT(nn.Module):
     ``config`` mirrors the fields their code reads (``config.model.*``).
     """
 
-    def __init__(self, config, is_pretrain=True):
+    def __init__(self, config, is_pretrain=True, add_pool_norm=True, build_clip_teacher=True):
         super(UMT, self).__init__()
         self.config = config
         self.is_pretrain = is_pretrain
@@ -2211,21 +2352,22 @@ class UMT(nn.Module):
             clip_output_dim=vision.clip_output_dim,
             clip_return_layer=vision.clip_return_layer,
             clip_student_return_interval=vision.clip_student_return_interval,
-            add_pool_norm=True,
+            add_pool_norm=add_pool_norm,
             ckpt_num_frame=-1,
         )
         # build_clip (vit/__init__.py) with clip.py's VisionTransformer (clip_b16's constructor, tiny sizes)
         teacher = config.model.teacher
-        self.clip_teacher = VisionTransformer(
-            input_resolution=vision.clip_img_size,
-            patch_size=teacher.patch_size,
-            width=teacher.width,
-            layers=teacher.layers,
-            heads=teacher.heads,
-            output_dim=vision.clip_output_dim,
-            clip_return_layer=vision.clip_return_layer,
-            clip_return_interval=vision.clip_return_interval,
-        )
+        if build_clip_teacher:
+            self.clip_teacher = VisionTransformer(
+                input_resolution=vision.clip_img_size,
+                patch_size=teacher.patch_size,
+                width=teacher.width,
+                layers=teacher.layers,
+                heads=teacher.heads,
+                output_dim=vision.clip_output_dim,
+                clip_return_layer=vision.clip_return_layer,
+                clip_return_interval=vision.clip_return_interval,
+            )
         # build_bert (bert/builder.py): BertForMaskedLM for pre-training, BertModel without pooler for fine-tuning
         bert_config = BertConfig(**config.model.text_encoder.bert_config)
         bert_config.encoder_width = vision.d_model
@@ -2449,6 +2591,194 @@ class UMT(nn.Module):
         """get text encoder, used for text and cross-modal encoding"""
         encoder = self.text_encoder
         return encoder.bert if hasattr(encoder, "bert") else encoder
+
+
+# ============================================================================================ umt_qa.py
+
+
+class UMT_QA(UMT):
+    """The authors' ``models.umt_qa.UMT_QA``: ``encode_vision`` (one call fixed, see there), ``forward`` and
+    ``rank_answer`` verbatim. ``__init__`` as theirs: UMT with ``is_pretrain=False``, their ``build_vision_encoder``
+    (``add_pool_norm=False``, no CLIP teacher), ``vision_proj``/``text_proj``/``temp``/``itm_head`` deleted, and a
+    ``text_decoder`` from ``build_bert_decoder`` (``fusion_layer = 0``, the BERT's last ``N - fusion_layer``
+    layers). ``tokenizer`` needs only ``pad_token_id``.
+    """
+
+    def __init__(self, config, tokenizer):
+        super(UMT_QA, self).__init__(config, is_pretrain=False, add_pool_norm=False, build_clip_teacher=False)
+        self.tokenizer = tokenizer
+
+        # delete extra/unnecessary modules inherited from SingularityRetrievalBase
+        extra_attributes = ["vision_proj", "text_proj", "temp", "itm_head"]
+        for attr in extra_attributes:
+            delattr(self, attr)
+
+        self.text_decoder = self.build_text_decoder()
+
+    def build_text_decoder(self):
+        # build_bert_decoder (bert/builder.py)
+        bert_config = BertConfig(**self.config.model.text_encoder.bert_config)
+        bert_config.encoder_width = self.config.model.vision_encoder.d_model
+        bert_config.gradient_checkpointing = False
+
+        bert_config.fusion_layer = 0
+        bert_config.num_hidden_layers = (
+            bert_config.num_hidden_layers - self.config.model.text_encoder.fusion_layer
+        )
+        return BertLMHeadModel(bert_config)
+
+    def encode_vision(self, image):
+        """encode image / videos as features.
+
+        Args:
+            image (torch.Tensor): The input images.
+            test (bool): Whether testing.
+
+        Returns: tuple.
+            - vision_embeds (torch.Tensor): The output features. Shape: [B,N,C].
+
+        """
+        T = image.shape[1]
+        use_image = True if T == 1 else False
+        image = image.permute(0, 2, 1, 3, 4) # [B,T,C,H,W] -> [B,C,T,H,W]
+        # whether save temporal dimension
+        keep_temporal = self.config.model.vision_encoder.keep_temporal
+        # Theirs passes (image, None, None, use_image, keep_temporal): five arguments to a four-argument forward
+        # (TypeError at this commit). The evident intent, no mask, is called here.
+        vision_embeds, _ = self.vision_encoder(
+            image, None, use_image, keep_temporal,
+        )
+        return vision_embeds
+
+    def forward(self, image, question, answer=None, k=None, weights=None, train=True):
+        """
+        Args:
+        k: number of answers for each question
+        weights: weight for each answer
+        """
+        image_embeds = self.encode_vision(image)
+        image_atts = torch.ones(image_embeds.size()[:-1], dtype=torch.long).to(image.device)
+
+        if train:
+            answer_targets = answer.input_ids.masked_fill(
+                answer.input_ids == self.tokenizer.pad_token_id, -100
+            )
+
+            question_output = self.text_encoder(
+                question.input_ids,
+                attention_mask=question.attention_mask,
+                encoder_hidden_states=image_embeds,
+                encoder_attention_mask=image_atts,
+                return_dict=True,
+            )
+
+            question_states = []
+            question_atts = []
+            for b, n in enumerate(k):
+                question_states += [question_output.last_hidden_state[b]] * n
+                question_atts += [question.attention_mask[b]] * n
+            question_states = torch.stack(question_states, 0)
+            question_atts = torch.stack(question_atts, 0)
+
+            answer_output = self.text_decoder(
+                answer.input_ids,
+                attention_mask=answer.attention_mask,
+                encoder_hidden_states=question_states,
+                encoder_attention_mask=question_atts,
+                labels=answer_targets,
+                return_dict=True,
+                reduction="none",
+            )
+            loss = weights * answer_output.loss
+            loss = loss.sum() / image.size(0)
+
+            return loss
+
+        # inference
+        else:
+            question_output = self.text_encoder(
+                question.input_ids,
+                attention_mask=question.attention_mask,
+                encoder_hidden_states=image_embeds,
+                encoder_attention_mask=image_atts,
+                return_dict=True,
+            )
+            topk_ids, topk_probs = self.rank_answer(
+                question_output.last_hidden_state,
+                question.attention_mask,
+                answer.input_ids,
+                answer.attention_mask,
+                k,
+            )  # (bsz, 128), (bsz, 128)
+            return topk_ids, topk_probs
+
+    def rank_answer(self, question_states, question_atts, answer_ids, answer_atts, k):
+        """
+        question_states: (bsz, Lq, d)
+        answer_ids: answer input id after tokenization, (#answers, La)
+        """
+        num_ques = question_states.size(0)
+        start_ids = answer_ids[0, 0].repeat(num_ques, 1)  # bos token
+
+        start_output = self.text_decoder(
+            start_ids,
+            encoder_hidden_states=question_states,
+            encoder_attention_mask=question_atts,
+            return_dict=True,
+            reduction="none",
+        )
+        logits = start_output.logits[:, 0, :]  # first token's logit
+
+        # topk_probs: top-k probability
+        # topk_ids: [num_question, k]
+        answer_first_token = answer_ids[:, 1]
+        prob_first_token = F.softmax(logits, dim=1).index_select(
+            dim=1, index=answer_first_token
+        )
+        topk_probs, topk_ids = prob_first_token.topk(k, dim=1)
+
+        # answer input: [num_question*k, answer_len]
+        input_ids = []
+        input_atts = []
+        for b, topk_id in enumerate(topk_ids):
+            input_ids.append(answer_ids.index_select(dim=0, index=topk_id))
+            input_atts.append(answer_atts.index_select(dim=0, index=topk_id))
+        input_ids = torch.cat(input_ids, dim=0)
+        input_atts = torch.cat(input_atts, dim=0)
+
+        targets_ids = input_ids.masked_fill(input_ids == self.tokenizer.pad_token_id, -100)
+
+        # repeat encoder's output for top-k answers
+        question_states = tile(question_states, 0, k)
+        question_atts = tile(question_atts, 0, k)
+
+        output = self.text_decoder(
+            input_ids,
+            attention_mask=input_atts,
+            encoder_hidden_states=question_states,
+            encoder_attention_mask=question_atts,
+            labels=targets_ids,
+            return_dict=True,
+            reduction="none",
+        )
+
+        answer_loss = output.loss
+        answer_loss = answer_loss.view(input_ids.size(0), -1)
+
+        # topk_prob: first token probability
+        topk_probs = topk_probs.view(-1, 1)
+        log_probs = torch.cat([topk_probs.log(), -answer_loss], dim=1)
+
+        # re-calculate log probabilities for the answer sequences using chain rule
+        log_probs_sum = log_probs.sum(1)
+        log_probs_sum = log_probs_sum.view(num_ques, k)
+
+        topk_probs = F.softmax(log_probs_sum, dim=-1)
+        # get top-k after re-ranking
+        topk_probs, rerank_id = topk_probs.topk(k, dim=1)
+        topk_ids = torch.gather(topk_ids, 1, rerank_id)
+
+        return topk_ids, topk_probs
 
 
 # ============================================================================================ tasks/retrieval_mc.py

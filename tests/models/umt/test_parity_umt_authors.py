@@ -82,7 +82,8 @@ def _randomize(model: torch.nn.Module, seed: int) -> None:
                 parameter.copy_(1.0 + 0.3 * noise)
             else:
                 parameter.copy_(0.3 * noise)
-        model.temp.fill_(TEMP)
+        if hasattr(model, "temp"):  # UMT_QA deletes it
+            model.temp.fill_(TEMP)
 
 
 @pytest.fixture(scope="module")
@@ -434,4 +435,63 @@ def test_fine_tuned_retrieval_checkpoint_with_a_plain_bert_model_converts(tmp_pa
     _, text_cls = _authors_text(reference, inputs)
     sim_v2t, _ = authors.get_sim(reference.vision_proj(per_frame), reference.text_proj(text_cls), reference.temp)
     _assert_close("fine-tuned logits_per_video", model.umt(**inputs).logits_per_video, sim_v2t)
+
+
+@torch.no_grad()
+def test_fine_tuned_qa_checkpoint_converts_and_ranks_answers_as_the_authors(tmp_path, inputs):
+    """UMT_QA (qa_msrvtt_b16_25m.pth's layout): question states, the answer decoder's ranking (first-token top k,
+    then the chain-rule re-ranking of rank_answer) and the training loss."""
+    torch.manual_seed(0)
+    reference = authors.UMT_QA(_authors_config(), SimpleNamespace(pad_token_id=0))
+    _randomize(reference, seed=8)
+    reference.eval()
+    path = tmp_path / "qa_msrvtt_like.pth"
+    _save_authors_checkpoint(reference, path)
+    report = ConversionReport("qa")
+    model = convert_checkpoint(path, kind="qa", config=_our_config(), report=report)
+    assert type(model).__name__ == "UmtForVideoQuestionAnswering"
+    assert report.missing == {
+        "student": ["umt.vision_model.pool_norm.bias", "umt.vision_model.pool_norm.weight"],
+        "logit_scale": ["umt.logit_scale"],
+        "text_projection": ["umt.text_projection.bias", "umt.text_projection.weight"],
+        "vision_projection": ["umt.vision_projection.bias", "umt.vision_projection.weight"],
+        "vtm_head": ["vtm_head.bias", "vtm_head.weight"],
+    }
+    assert {"text_encoder", "multimodal_encoder", "answer_decoder"} <= set(report.found)
+    assert {key for key in report.ignored if not key.startswith("vision_encoder.clip_decoder.")} == {
+        "text_encoder.embeddings.position_ids", "text_decoder.bert.embeddings.position_ids",
+        "text_decoder.cls.predictions.decoder.weight",
+    }  # fmt: skip
+
+    # Six answers "[CLS] tokens [SEP] [SEP]" with distinct first tokens (so the top-k cut has no ties).
+    answers = [[1, 10, 3, 3], [1, 11, 12, 3, 3], [1, 13, 3, 3], [1, 14, 15, 3, 3], [1, 16, 3, 3], [1, 17, 18, 3, 3]]
+    model.config.answer_list = [f"answer {i}" for i in range(len(answers))]
+    model.config.answer_token_ids = answers
+    answer_ids = torch.zeros(len(answers), 5, dtype=torch.long)
+    for row, ids in enumerate(answers):
+        answer_ids[row, : len(ids)] = torch.tensor(ids)
+    answer = SimpleNamespace(input_ids=answer_ids, attention_mask=(answer_ids != 0).long())
+    question = SimpleNamespace(input_ids=inputs["input_ids"][:2], attention_mask=inputs["attention_mask"][:2])
+    pixel_values = inputs["pixel_values"]
+
+    video = reference.encode_vision(pixel_values)
+    expected_states = reference.text_encoder(
+        question.input_ids, attention_mask=question.attention_mask, encoder_hidden_states=video,
+        encoder_attention_mask=torch.ones(video.shape[:-1], dtype=torch.long), return_dict=True,
+    ).last_hidden_state  # fmt: skip
+    _assert_close("QA question states", model.encode_question(pixel_values, question.input_ids,
+                  question.attention_mask), expected_states)  # fmt: skip
+
+    k = 4
+    topk_ids, topk_probs = reference(pixel_values, question, answer, k=k, train=False)
+    logits = model(pixel_values, question.input_ids, question.attention_mask, top_k=k).logits
+    assert torch.equal(logits.topk(k, dim=1).indices, topk_ids)
+    _assert_close("QA re-ranked top-k probabilities", logits.gather(1, topk_ids).softmax(-1), topk_probs)
+
+    targets = SimpleNamespace(input_ids=answer_ids[[1, 4]], attention_mask=answer.attention_mask[[1, 4]])
+    weights = torch.tensor([0.7, 1.0])
+    expected_loss = reference(pixel_values, question, targets, k=[1, 1], weights=weights, train=True)
+    ours = model(pixel_values, question.input_ids, question.attention_mask, answer_input_ids=targets.input_ids,
+                 answer_attention_mask=targets.attention_mask, answer_weights=weights)  # fmt: skip
+    _assert_close("QA loss", ours.loss, expected_loss)
 
