@@ -16,8 +16,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hf_videolang.models.umt import UmtConfig, UmtForPreTraining, UmtForVideoTextRetrieval
-from hf_videolang.models.umt.convert_umt_original_to_hf import ConversionReport, convert_checkpoint, map_original_key
+from hf_videolang.models.umt import UmtConfig, UmtForPreTraining, UmtForVideoQuestionAnswering, UmtForVideoTextRetrieval
+from hf_videolang.models.umt.convert_umt_original_to_hf import (
+    ConversionReport,
+    convert_checkpoint,
+    main,
+    map_original_key,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 import reference_umt_authors as authors  # noqa: E402
@@ -494,4 +499,12 @@ def test_fine_tuned_qa_checkpoint_converts_and_ranks_answers_as_the_authors(tmp_
     ours = model(pixel_values, question.input_ids, question.attention_mask, answer_input_ids=targets.input_ids,
                  answer_attention_mask=targets.attention_mask, answer_weights=weights)  # fmt: skip
     _assert_close("QA loss", ours.loss, expected_loss)
+
+    # The command line converts the same file and saves a folder that loads back with its answer decoder.
+    _our_config().save_pretrained(tmp_path / "config")
+    main(["--checkpoint", str(path), "--config", str(tmp_path / "config"), "--kind", "qa", "--output",
+          str(tmp_path / "out")])  # fmt: skip
+    reloaded = UmtForVideoQuestionAnswering.from_pretrained(tmp_path / "out")
+    for key, value in model.answer_decoder.state_dict().items():
+        assert torch.equal(reloaded.answer_decoder.state_dict()[key], value), key
 

@@ -594,6 +594,8 @@ def main(argv: Sequence[str] | None = None) -> UmtForPreTraining | UmtForVideoCl
         model.load_teacher(args.clip)
     elif args.kind == "single":
         print("note: single-modality checkpoints hold no teacher; pass --clip or call model.load_teacher(...) later.")
+    if args.kind == "qa":
+        print("note: QA checkpoints hold no answer list; call model.set_answer_list(answers, tokenizer) before ranking.")
     model.save_pretrained(args.output)
     print(f"saved {type(model).__name__} ({args.kind}) to {args.output}")
     return model
