@@ -441,6 +441,18 @@ def test_fine_tuned_retrieval_checkpoint_with_a_plain_bert_model_converts(tmp_pa
     sim_v2t, _ = authors.get_sim(reference.vision_proj(per_frame), reference.text_proj(text_cls), reference.temp)
     _assert_close("fine-tuned logits_per_video", model.umt(**inputs).logits_per_video, sim_v2t)
 
+    # Retrieval fine-tuning losses (tasks/retrieval.py: UMT.forward without UTA, so no mask and per-frame VTC/VTM).
+    reference.loss_weight = SimpleNamespace(vtc=1.0, mlm=0.0, vtm=1.0, uta=0.0)
+    text = SimpleNamespace(input_ids=inputs["input_ids"][:2], attention_mask=inputs["attention_mask"][:2])
+    idx = torch.tensor([0, 1])
+    expected = reference(inputs["pixel_values"], text, idx)
+    folder = tmp_path / "retrieval"
+    model.save_pretrained(folder)
+    retrieval = UmtForVideoTextRetrieval.from_pretrained(folder).eval()
+    ours = retrieval(inputs["pixel_values"], text.input_ids, text.attention_mask, video_ids=idx, return_loss=True)
+    _assert_close("fine-tuning loss_vtc", ours.loss_vtc, expected["loss_vtc"])
+    _assert_close("fine-tuning loss_vtm", ours.loss_vtm, expected["loss_vtm"])
+
 
 @torch.no_grad()
 def test_fine_tuned_qa_checkpoint_converts_and_ranks_answers_as_the_authors(tmp_path, inputs):
