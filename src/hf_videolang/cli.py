@@ -97,8 +97,9 @@ def _add_convert_parser(sub) -> None:
     convert = sub.add_parser("convert", help="convert an authors' checkpoint, save it with its code, optionally push")
     convert.add_argument("method", choices=sorted(CONVERTERS), help="which method's checkpoint")
     convert.add_argument("--checkpoint", required=True, help="the authors' .pth / .bin / .safetensors file")
-    convert.add_argument("--kind", default="multi", choices=("single", "multi"),
-                         help="UMT: single_modality (stage 1) or multi_modality (stage 2) checkpoint")  # fmt: skip
+    convert.add_argument("--kind", default="multi", choices=("single", "multi", "qa", "classification"),
+                         help="UMT: single_modality (stage 1), multi_modality (stage 2 or fine-tuned retrieval), "
+                              "fine-tuned QA, or single_modality fine-tuned classifier checkpoint")  # fmt: skip
     convert.add_argument("--preset", default="umt-b16", help="config preset, also the card source (umt-b16, umt-l16)")
     convert.add_argument("--config", default=None, help="a config folder / JSON to use instead of --preset")
     convert.add_argument("--frames", type=int, default=None, help="frames of the converted model (default: preset)")
