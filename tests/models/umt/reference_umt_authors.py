@@ -70,6 +70,10 @@ What is vendored, verbatim (code bodies unchanged; only module-level imports wer
 * ``umt_qa.py``: ``UMT_QA`` (``encode_vision``, ``forward``, ``rank_answer``), see its docstring; at this commit
   its ``encode_vision`` passes five positional arguments to ``PretrainVisionTransformer.forward``, which takes four,
   so it cannot run as written: the vendored copy drops the extra ``None``.
+* ``single_modality/models/modeling_finetune.py``: ``get_sinusoid_encoding_table`` and ``VisionTransformer`` (the
+  fine-tuned classifiers: ``fc_norm`` after the mean, no final norm, ``head``) renamed with a ``finetune``
+  prefix (see that section); the tests pass it the arguments of their ``vit_base_patch16_224`` (``qkv_bias=True``,
+  ``norm_layer=partial(nn.LayerNorm, eps=1e-6)``) at tiny sizes.
 * ``tasks/retrieval_mc.py``: ``get_sim_for_each_question`` verbatim, and the scoring lines of
   ``main_with_ensemble`` (one clip, ``eval_frame_ensemble="concat"``) as ``multiple_choice_scores``; with
   ``models/utils.py``'s ``tile``.
@@ -2884,3 +2888,182 @@ def multiple_choice_scores(model, image, text_input, num_options_per_q=5):
     assert len(clip_scores) == 1
     score = clip_scores[0]
     return score.view(-1, num_options_per_q)
+
+
+# ============================================================================================ single_modality/models/modeling_finetune.py
+#
+# Renamed (``finetune_`` / ``Finetune`` prefixes) to live next to vit.py's. Its Mlp, Attention, Block, PatchEmbed and
+# DropPath are vit.py's above, line for line, except one dropout in Mlp that modeling_finetune.py comments out (an
+# identity with ``drop_rate=0`` and in eval mode); VisionTransformer uses those.
+
+
+def finetune_get_sinusoid_encoding_table(n_position, d_hid, cur_frame=-1, pre_n_position=1568): 
+    ''' Sinusoid position encoding table ''' 
+    # TODO: make it with torch instead of numpy 
+    def get_position_angle_vec(position): 
+        return [position / np.power(10000, 2 * (hid_j // 2) / d_hid) for hid_j in range(d_hid)] 
+    
+    # generate checkpoint position embedding
+    sinusoid_table = np.array([get_position_angle_vec(pos_i) for pos_i in range(pre_n_position)]) 
+    sinusoid_table[:, 0::2] = np.sin(sinusoid_table[:, 0::2]) # dim 2i 
+    sinusoid_table[:, 1::2] = np.cos(sinusoid_table[:, 1::2]) # dim 2i+1 
+    sinusoid_table = torch.tensor(sinusoid_table, dtype=torch.float, requires_grad=False).unsqueeze(0)
+    print(f"n_position: {n_position}")
+    print(f"pre_n_position: {pre_n_position}")
+    if n_position // cur_frame * 8 != pre_n_position and cur_frame != -1:
+        T = 8 # checkpoint frame
+        P = 14 # checkpoint size
+        C = d_hid
+        new_P = int((n_position // cur_frame) ** 0.5) # testing size
+        print(f'Pretraining uses 14x14, but current version is {new_P}x{new_P}')
+        print(f'Interpolate the position embedding')
+        sinusoid_table = sinusoid_table.reshape(-1, T, P, P, C)
+        sinusoid_table = sinusoid_table.reshape(-1, P, P, C).permute(0, 3, 1, 2)
+        sinusoid_table = torch.nn.functional.interpolate(
+            sinusoid_table, size=(new_P, new_P), mode='bicubic', align_corners=False)
+        # BT, C, H, W -> BT, H, W, C ->  B, T, H, W, C
+        sinusoid_table = sinusoid_table.permute(0, 2, 3, 1).reshape(-1, T, new_P, new_P, C)
+        sinusoid_table = sinusoid_table.flatten(1, 3)  # B, THW, C
+    if cur_frame != -1 and cur_frame != 8:
+        print(f'Pretraining uses 8 frames, but current frame is {cur_frame}')
+        print(f'Interpolate the position embedding')
+        T = 8 # checkpoint frame
+        new_T = cur_frame # testing frame
+        # interpolate
+        P = int((n_position // cur_frame) ** 0.5) # testing size
+        C = d_hid
+        sinusoid_table = sinusoid_table.reshape(-1, T, P, P, C)
+        sinusoid_table = sinusoid_table.permute(0, 2, 3, 4, 1).reshape(-1, C, T)  # BHW, C, T
+        sinusoid_table = torch.nn.functional.interpolate(sinusoid_table, size=new_T, mode='linear')
+        sinusoid_table = sinusoid_table.reshape(1, P, P, C, new_T).permute(0, 4, 1, 2, 3) # B, T, H, W, C
+        sinusoid_table = sinusoid_table.flatten(1, 3)  # B, THW, C
+    if n_position == pre_n_position:
+        return sinusoid_table
+    else:
+        print("Use learnable position embedding")
+        return nn.Parameter(sinusoid_table, requires_grad=True)
+
+
+class FinetuneVisionTransformer(nn.Module):
+    """ Vision Transformer with support for patch or hybrid CNN input stage
+    """
+    def __init__(self, 
+                 img_size=224, 
+                 patch_size=16, 
+                 in_chans=3, 
+                 num_classes=1000, 
+                 embed_dim=768, 
+                 depth=12,
+                 num_heads=12, 
+                 mlp_ratio=4., 
+                 qkv_bias=False, 
+                 qk_scale=None, 
+                 fc_drop_rate=0., 
+                 drop_rate=0., 
+                 attn_drop_rate=0.,
+                 drop_path_rate=0., 
+                 norm_layer=nn.LayerNorm, 
+                 init_values=0.,
+                 use_learnable_pos_emb=False, 
+                 init_scale=0.,
+                 all_frames=16,
+                 tubelet_size=2,
+                 use_checkpoint=False,
+                 checkpoint_num=0,
+                 use_mean_pooling=True):
+        super().__init__()
+        self.num_classes = num_classes
+        self.num_features = self.embed_dim = embed_dim  # num_features for consistency with other models
+        self.tubelet_size = tubelet_size
+        self.patch_embed = PatchEmbed(
+            img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim, num_frames=all_frames, tubelet_size=self.tubelet_size)
+        num_patches = self.patch_embed.num_patches
+        self.use_checkpoint = use_checkpoint
+        self.checkpoint_num = checkpoint_num
+        print(f'Use checkpoint: {use_checkpoint}')
+        print(f'Checkpoint number: {checkpoint_num}')
+
+        if use_learnable_pos_emb:
+            self.pos_embed = nn.Parameter(torch.zeros(1, num_patches, embed_dim))
+        else:
+            # sine-cosine positional embeddings is on the way
+            if patch_size == 14:
+                pre_n_position = 2048
+            else:
+                pre_n_position = 1568
+            self.pos_embed = finetune_get_sinusoid_encoding_table(
+                num_patches, embed_dim, all_frames // tubelet_size,
+                pre_n_position=pre_n_position
+            )
+
+        self.pos_drop = nn.Dropout(p=drop_rate)
+
+        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]  # stochastic depth decay rule
+        self.blocks = nn.ModuleList([
+            Block(
+                dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, qk_scale=qk_scale,
+                drop=drop_rate, attn_drop=attn_drop_rate, drop_path=dpr[i], norm_layer=norm_layer,
+                init_values=init_values)
+            for i in range(depth)])
+        self.norm = nn.Identity() if use_mean_pooling else norm_layer(embed_dim)
+        self.fc_norm = norm_layer(embed_dim) if use_mean_pooling else None
+        self.fc_dropout = nn.Dropout(p=fc_drop_rate) if fc_drop_rate > 0 else nn.Identity()
+        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+
+        if use_learnable_pos_emb:
+            trunc_normal_(self.pos_embed, std=.02)
+
+        trunc_normal_(self.head.weight, std=.02)
+        self.apply(self._init_weights)
+
+        self.head.weight.data.mul_(init_scale)
+        self.head.bias.data.mul_(init_scale)
+
+    def _init_weights(self, m):
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=.02)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.constant_(m.bias, 0)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.constant_(m.bias, 0)
+            nn.init.constant_(m.weight, 1.0)
+
+    def get_num_layers(self):
+        return len(self.blocks)
+
+    @torch.jit.ignore
+    def no_weight_decay(self):
+        return {'pos_embed', 'cls_token'}
+
+    def get_classifier(self):
+        return self.head
+
+    def reset_classifier(self, num_classes, global_pool=''):
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward_features(self, x):
+        x = self.patch_embed(x)
+        B, _, _ = x.size()
+
+        if self.pos_embed is not None:
+            x = x + self.pos_embed.expand(B, -1, -1).type_as(x).to(x.device).clone().detach()
+        x = self.pos_drop(x)
+
+        for idx, blk in enumerate(self.blocks):
+            if self.use_checkpoint and idx < self.checkpoint_num:
+                x = checkpoint.checkpoint(blk, x)
+            else:
+                x = blk(x)
+
+        x = self.norm(x)
+        if self.fc_norm is not None:
+            return self.fc_norm(x.mean(1))
+        else:
+            return x[:, 0]
+
+    def forward(self, x):
+        x = self.forward_features(x)
+        x = self.head(self.fc_dropout(x))
+        return x
+

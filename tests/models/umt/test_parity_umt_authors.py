@@ -520,3 +520,41 @@ def test_fine_tuned_qa_checkpoint_converts_and_ranks_answers_as_the_authors(tmp_
     for key, value in model.answer_decoder.state_dict().items():
         assert torch.equal(reloaded.answer_decoder.state_dict()[key], value), key
 
+
+@torch.no_grad()
+def test_fine_tuned_classifier_converts_and_classifies_as_the_authors(tmp_path):
+    """single_modality/models/modeling_finetune.py: fc_norm after the mean, no final norm, head; at a size other than
+    their 8 x 14 x 14 the sinusoid table is resized and becomes a learnable ``pos_embed`` saved in the file."""
+    from functools import partial
+
+    torch.manual_seed(0)
+    # The arguments of their vit_base_patch16_224, at tiny sizes.
+    reference = authors.FinetuneVisionTransformer(
+        img_size=SIZE, patch_size=PATCH, num_classes=5, embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, mlp_ratio=4,
+        qkv_bias=True, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), all_frames=FRAMES, tubelet_size=1,
+        use_mean_pooling=True,
+    )  # fmt: skip
+    generator = torch.Generator().manual_seed(9)
+    for name, parameter in reference.named_parameters():
+        noise = torch.randn(parameter.shape, generator=generator)
+        parameter.copy_(noise / parameter[0].numel() ** 0.5 if parameter.ndim >= 2 and name != "pos_embed"
+                        else (1.0 + 0.3 * noise if name.endswith("weight") else 0.3 * noise))  # fmt: skip
+    reference.eval()
+    path = tmp_path / "k400_like.pth"
+    torch.save({"model": reference.state_dict()}, path)
+    config = UmtConfig(
+        vision_config=dict(image_size=SIZE, patch_size=PATCH, num_frames=FRAMES, hidden_size=WIDTH,
+                           num_hidden_layers=DEPTH, num_attention_heads=HEADS, intermediate_size=4 * WIDTH,
+                           use_final_norm=False),
+        teacher_config=_our_config().teacher_config.to_dict(), uta_num_layers=UTA_LAYERS, pretraining_stage=1,
+        num_labels=5,
+    )  # fmt: skip
+    report = ConversionReport("classification")
+    model = convert_checkpoint(path, kind="classification", config=config, report=report)
+    assert report.missing == {} and report.ignored == {}
+    assert model.config.vision_config.position_embedding_type == "learnable"
+
+    pixel_values = torch.randn(2, FRAMES, 3, SIZE, SIZE, generator=generator)
+    expected = reference(pixel_values.permute(0, 2, 1, 3, 4))
+    _assert_close("classifier logits", model(pixel_values).logits, expected)
+
