@@ -76,12 +76,13 @@ def _our_config() -> UmtConfig:
 
 
 def _randomize(model: torch.nn.Module, seed: int) -> None:
-    """Every parameter random, LayerNorm weights and biases included, at scales that keep activations sane."""
+    """Every parameter random, LayerNorm weights and biases included, at scales that keep activations sane; the
+    temperature (if any) at ``TEMP``."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             noise = torch.randn(parameter.shape, generator=generator)
-            if parameter.ndim >= 2:
+            if parameter.ndim >= 2 and not name.endswith("pos_embed"):
                 parameter.copy_(noise / parameter[0].numel() ** 0.5)
             elif name.endswith("weight"):  # LayerNorm scales: around 1, sign kept
                 parameter.copy_(1.0 + 0.3 * noise)
@@ -534,11 +535,7 @@ def test_fine_tuned_classifier_converts_and_classifies_as_the_authors(tmp_path):
         qkv_bias=True, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), all_frames=FRAMES, tubelet_size=1,
         use_mean_pooling=True,
     )  # fmt: skip
-    generator = torch.Generator().manual_seed(9)
-    for name, parameter in reference.named_parameters():
-        noise = torch.randn(parameter.shape, generator=generator)
-        parameter.copy_(noise / parameter[0].numel() ** 0.5 if parameter.ndim >= 2 and name != "pos_embed"
-                        else (1.0 + 0.3 * noise if name.endswith("weight") else 0.3 * noise))  # fmt: skip
+    _randomize(reference, seed=9)
     reference.eval()
     path = tmp_path / "k400_like.pth"
     torch.save({"model": reference.state_dict()}, path)
@@ -554,7 +551,52 @@ def test_fine_tuned_classifier_converts_and_classifies_as_the_authors(tmp_path):
     assert report.missing == {} and report.ignored == {}
     assert model.config.vision_config.position_embedding_type == "learnable"
 
-    pixel_values = torch.randn(2, FRAMES, 3, SIZE, SIZE, generator=generator)
+    pixel_values = torch.randn(2, FRAMES, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(9))
     expected = reference(pixel_values.permute(0, 2, 1, 3, 4))
     _assert_close("classifier logits", model(pixel_values).logits, expected)
+
+
+@torch.no_grad()
+def test_stage1_checkpoint_converts_and_aligns_as_the_authors(tmp_path):
+    """single_modality/models/modeling_pretrain_umt.py (stage 1): the masked student and its UTA projections."""
+    from functools import partial
+
+    torch.manual_seed(0)
+    # The arguments of their pretrain_umt_base_patch16_224, at tiny sizes.
+    reference = authors.SinglePretrainVisionTransformer(
+        img_size=SIZE, patch_size=PATCH, encoder_embed_dim=WIDTH, encoder_depth=DEPTH, encoder_num_heads=HEADS,
+        encoder_num_classes=0, mlp_ratio=4, qkv_bias=True, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+        num_frames=FRAMES, tubelet_size=1, clip_decoder_embed_dim=WIDTH, clip_output_dim=CLIP_DIM,
+        clip_norm_type="l2", clip_return_layer=UTA_LAYERS, clip_student_return_interval=1,
+    )  # fmt: skip
+    _randomize(reference, seed=10)
+    reference.eval()
+    path = tmp_path / "b16_ptk710_like.pth"
+    torch.save({"model": reference.state_dict()}, path)
+    config = UmtConfig(
+        vision_config=_our_config().vision_config.to_dict(), teacher_config=_our_config().teacher_config.to_dict(),
+        uta_num_layers=UTA_LAYERS, pretraining_stage=1,
+    )  # fmt: skip
+    report = ConversionReport("single")
+    model = convert_checkpoint(path, kind="single", config=config, report=report)
+    # A stage-1 file holds no teacher (loaded separately) and its encoder no pool_norm.
+    assert set(report.missing) == {"teacher", "student"}
+    assert report.missing["student"] == ["umt.vision_model.pool_norm.bias", "umt.vision_model.pool_norm.weight"]
+    assert report.ignored == {}
+
+    generator = torch.Generator().manual_seed(11)
+    pixel_values = torch.randn(2, FRAMES, 3, SIZE, SIZE, generator=generator)
+    tokens_per_frame = (SIZE // PATCH) ** 2
+    order = torch.rand(2 * FRAMES, tokens_per_frame, generator=generator).argsort(dim=1)
+    mask = torch.ones(2 * FRAMES, tokens_per_frame, dtype=torch.bool)
+    mask[torch.arange(2 * FRAMES)[:, None], order[:, : tokens_per_frame - int(tokens_per_frame * 0.8)]] = False
+    mask = mask.view(2, -1)
+    video = pixel_values.permute(0, 2, 1, 3, 4)
+    tokens, _ = reference.encoder.forward_features(video, mask)
+    aligned = reference(video, mask)  # L2-normalized by their Linear_Decoder
+
+    ours = model.umt.vision_model(pixel_values, bool_masked_pos=mask, output_layers=model.config.uta_student_layers)
+    _assert_close("stage-1 masked tokens", ours.last_hidden_state, tokens)
+    projected = model.uta_head(ours.alignment_hidden_states, mask)
+    _assert_close("stage-1 UTA head (normalized)", F.normalize(projected, dim=-1), aligned)
 
