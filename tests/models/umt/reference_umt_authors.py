@@ -43,12 +43,13 @@
 #   See the License for the specific language governing permissions and
 #   limitations under the License.
 # ruff: noqa
-"""The authors' UMT multi-modality model (stage 2), vendored as an independent reference for parity tests.
+"""The authors' UMT models (stage 2, fine-tuned retrieval / QA / MC, stage 1, classifiers), vendored as an
+independent reference for parity tests.
 
 Not part of the package: ``tests/models/umt/test_parity_umt_authors.py`` builds it with random weights, converts
 its state dict with ``hf_videolang.models.umt.convert_umt_original_to_hf`` and compares the outputs.
 
-What is vendored, verbatim (code bodies unchanged; only module-level imports were merged):
+What is vendored, verbatim (code bodies unchanged, module-level imports merged) unless its bullet says otherwise:
 
 * ``vit.py``: ``DropPath``, ``Mlp``, ``Attention``, ``Block``, ``PatchEmbed``, ``get_sinusoid_encoding_table``,
   ``PretrainVisionTransformerEncoder``, ``Linear_Decoder``, ``PretrainVisionTransformer`` (student ViT with its fixed
@@ -88,6 +89,9 @@ What is vendored, verbatim (code bodies unchanged; only module-level imports wer
   ``clip_contrastive_temperature``, ``get_text_encoder`` verbatim. ``__init__`` is rewritten (see ``UMT`` below)
   because the original one reads the authors' config files, a tokenizer and pretrained weights.
 
+Besides building modules, the only departures on a compared path are the ``UMT_QA.encode_vision`` call fix and
+the extraction of ``multiple_choice_scores`` from its evaluation loop, both stated above.
+
 Stubs (what could not be installed or imported, and why each stub is faithful):
 
 * timm's ``drop_path``, ``to_2tuple``, ``trunc_normal_`` (``from timm.models.layers import ...``): timm pulls
@@ -99,8 +103,8 @@ Stubs (what could not be installed or imported, and why each stub is faithful):
   ``head_mask=None`` (a list of ``None``), ``invert_attention_mask`` (``(1 - mask) * -10000`` as 4.x for fp16, the
   value only matters at padded video tokens, and UMT never pads video), ``init_weights`` + ``tie_weights`` (the MLM
   decoder weight tied to the word embeddings, as transformers-4 does in ``init_weights``) and ``dtype``; its
-  ``_init_weights`` is xbert's own); ``apply_chunking_to_forward`` comes from ``transformers.pytorch_utils`` (same function; with
-  ``chunk_size_feed_forward == 0`` it just calls the feed-forward); ``find_pruneable_heads_and_indices`` and
+  ``_init_weights`` is xbert's own); ``apply_chunking_to_forward`` comes from ``transformers.pytorch_utils`` (same
+  function; with ``chunk_size_feed_forward == 0`` it just calls the feed-forward); ``find_pruneable_heads_and_indices`` and
   ``prune_linear_layer`` (head pruning, never called in a forward) raise. ``BertConfig`` is transformers' with
   xbert's extra attributes (``fusion_layer``, ``encoder_width``, ``cross_module``): xbert's own class only adds
   ``cross_module`` and otherwise declares the same fields and defaults.

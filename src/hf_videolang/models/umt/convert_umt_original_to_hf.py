@@ -1,6 +1,6 @@
 """Convert the authors' UMT checkpoints (OpenGVLab/unmasked_teacher) into :class:`UmtForPreTraining`.
 
-Two kinds of checkpoints are supported (key names read from OpenGVLab/unmasked_teacher@4fb4049):
+Four kinds of checkpoints are supported (key names read from OpenGVLab/unmasked_teacher@4fb4049):
 
 ``single`` -- ``single_modality/models/modeling_pretrain_umt.py`` (stage 1, video only)::
 
