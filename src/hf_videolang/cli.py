@@ -97,9 +97,11 @@ def _add_convert_parser(sub) -> None:
     convert = sub.add_parser("convert", help="convert an authors' checkpoint, save it with its code, optionally push")
     convert.add_argument("method", choices=sorted(CONVERTERS), help="which method's checkpoint")
     convert.add_argument("--checkpoint", required=True, help="the authors' .pth / .bin / .safetensors file")
-    convert.add_argument("--kind", default=None, choices=("single", "multi", "pretraining", "qa", "retrieval"),
-                         help="UMT: single (stage 1) or multi (stage 2, the default); ClipBERT: pretraining, qa (the "
-                              "default) or retrieval")  # fmt: skip
+    convert.add_argument("--kind", default=None,
+                         choices=("single", "multi", "qa", "classification", "pretraining", "retrieval"),
+                         help="UMT: single (stage 1), multi (stage 2 or fine-tuned retrieval, the default), qa "
+                              "(fine-tuned QA) or classification (fine-tuned classifier); ClipBERT: pretraining, "
+                              "qa (the default) or retrieval")  # fmt: skip
     convert.add_argument("--preset", default=None,
                          help="config preset, also the card source (umt-b16 / umt-l16; clipbert-base)")  # fmt: skip
     convert.add_argument("--config", default=None, help="a config folder / JSON to use instead of --preset")

@@ -56,7 +56,7 @@ CONVERTERS: dict[str, Callable[..., Any]] = {"umt": _convert_umt, "clipbert": _c
 
 #: ``method -> (default --kind, default --preset, every kind)`` of ``hf-videolang convert``.
 CONVERTER_DEFAULTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "umt": ("multi", "umt-b16", ("single", "multi")),
+    "umt": ("multi", "umt-b16", ("single", "multi", "qa", "classification")),
     "clipbert": ("qa", "clipbert-base", ("pretraining", "qa", "retrieval")),
 }
 

@@ -1,6 +1,6 @@
 """Convert the authors' UMT checkpoints (OpenGVLab/unmasked_teacher) into :class:`UmtForPreTraining`.
 
-Two kinds of checkpoints are supported (key names read from OpenGVLab/unmasked_teacher@4fb4049):
+Four kinds of checkpoints are supported (key names read from OpenGVLab/unmasked_teacher@4fb4049):
 
 ``single`` -- ``single_modality/models/modeling_pretrain_umt.py`` (stage 1, video only)::
 
@@ -17,6 +17,8 @@ Two kinds of checkpoints are supported (key names read from OpenGVLab/unmasked_t
     vision_encoder.pool_norm.*                      -> umt.vision_model.pool_norm.*
     vision_encoder.clip_decoder.K.*                 -> uta_head.projections.K.*
     text_encoder.bert.embeddings.*                  -> umt.text_model.embeddings.*
+    text_encoder.{embeddings,encoder}.*             -> as text_encoder.bert.*  (fine-tuned files: ``setup_model
+                                                       (pretrain=False)`` builds a plain BertModel, no MLM head)
     text_encoder.bert.encoder.layer.N.*  (N < F)    -> umt.text_model.encoder.layer.N.*
     text_encoder.bert.encoder.layer.N.*  (N >= F)   -> umt.multimodal_encoder.layer.(N - F).*  (with ``crossattention``)
     text_encoder.cls.predictions.*                  -> mlm_head.predictions.*
@@ -26,6 +28,14 @@ Two kinds of checkpoints are supported (key names read from OpenGVLab/unmasked_t
                                                        ``proj`` transposed)
 
 where ``F`` is the number of text-encoder layers (the authors' ``fusion_layer``).
+
+``qa`` -- ``multi_modality/models/umt_qa.py`` (fine-tuned video QA, e.g. qa_msrvtt_b16_25m.pth) into
+:class:`UmtForVideoQuestionAnswering`: as ``multi`` (the file has no ``pool_norm``, projections, ``temp`` or
+``itm_head``, and its ``clip_decoder`` has no UTA head to go to), plus::
+
+    text_decoder.{bert,cls}.*                       -> answer_decoder.{bert,cls}.*  (the answer decoder, same names)
+
+The answer list is not in the file: give it with ``model.set_answer_list(answers, tokenizer)``.
 
 ``classification`` -- ``single_modality/models/modeling_finetune.py`` (fine-tuned classifiers) into
 :class:`UmtForVideoClassification` with ``vision_config.use_final_norm=False`` (the authors' layout: no final norm)::
@@ -60,9 +70,12 @@ from transformers.utils import logging
 
 from ..conversion_utils import ConversionReport, load_checkpoint_file
 from .configuration_umt import UMT_PRESETS, UmtConfig
-from .modeling_umt import UmtForPreTraining, UmtForVideoClassification
+from .modeling_umt import UmtForPreTraining, UmtForVideoClassification, UmtForVideoQuestionAnswering
 
-KINDS = ("single", "multi", "classification")
+KINDS = ("single", "multi", "classification", "qa")
+#: Kinds of stage-2 (video-text) checkpoints.
+_STAGE2_KINDS = ("multi", "qa")
+_MODEL_CLASSES = {"classification": UmtForVideoClassification, "qa": UmtForVideoQuestionAnswering}
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 logger = logging.get_logger(__name__)
@@ -75,6 +88,8 @@ ALLOWED_MISSING: dict[str, tuple[str, ...]] = {
     # The MLM decoder weight is tied to the word embeddings (restored by ``tie_weights``).
     "multi": (r"mlm_head\.predictions\.decoder\.weight",),
     "classification": (),
+    # umt_qa.py deletes vision_proj / text_proj / temp / itm_head and builds the student without pool_norm.
+    "qa": (r"umt\.(vision_projection|text_projection|logit_scale|vision_model\.pool_norm).*", r"vtm_head\..*"),
 }
 
 #: Original keys that carry no weights of their own, as regular expressions (full match).
@@ -82,11 +97,15 @@ ALLOWED_UNEXPECTED: dict[str, tuple[str, ...]] = {
     "single": (),
     "multi": (
         # A buffer of old transformers BERT embeddings (``arange(max_len)``), not a weight.
-        r"text_encoder\.bert\.embeddings\.position_ids",
+        r"text_encoder\.(bert\.)?embeddings\.position_ids",
         # Tied to the word embeddings; checked equal before being dropped (see ``_check_tied_decoder``).
         r"text_encoder\.cls\.predictions\.decoder\.weight",
     ),
     "classification": (),
+    "qa": (
+        r"text_(en|de)coder\.(bert\.)?embeddings\.position_ids",
+        r"text_decoder\.cls\.predictions\.decoder\.weight",  # tied, checked like the MLM decoder
+    ),
 }
 
 #: Named parts of the converted models, by parameter prefix, for the report.
@@ -102,6 +121,7 @@ HEADS: dict[str, str] = {
     "uta_head": "uta_head.",
     "teacher": "teacher.",
     "classifier": "classifier.",
+    "answer_decoder": "answer_decoder.",
 }
 
 
@@ -162,6 +182,7 @@ _MULTI_RULES = [
     (r"text_proj\.(weight|bias)", r"umt.text_projection.\1"),
     (r"itm_head\.(weight|bias)", r"vtm_head.\1"),
 ]  # fmt: skip
+_QA_RULES = [*_MULTI_RULES, (r"text_decoder\.((bert|cls)\..+)", r"answer_decoder.\1")]
 
 _CLIP_RULES = [
     (r"clip_teacher\.class_embedding", "embeddings.class_embedding"),
@@ -203,6 +224,17 @@ def _map_clip_key(key: str, value: torch.Tensor) -> dict[str, torch.Tensor] | No
     return None
 
 
+_PLAIN_BERT_KEY = re.compile(r"text_encoder\.(embeddings|encoder)\.")
+
+
+def _as_masked_lm_key(key: str) -> str:
+    """The authors' fine-tuned checkpoints (retrieval, QA: ``UMT(is_pretrain=False)``) hold ``text_encoder`` as a
+    plain ``BertModel``; pre-training ones as ``BertForMaskedLM`` (``text_encoder.bert.*``). Same weights below."""
+    if _PLAIN_BERT_KEY.match(key):
+        return "text_encoder.bert." + key[len("text_encoder.") :]
+    return key
+
+
 def _map_bert_layer(key: str, value: torch.Tensor, num_text_layers: int) -> dict[str, torch.Tensor] | None:
     """xbert's single BERT stack -> the text encoder (first layers) and the multimodal encoder (the rest)."""
     match = re.fullmatch(r"text_encoder\.bert\.encoder\.layer\.(\d+)\.(.+)", key)
@@ -229,8 +261,9 @@ def map_original_key(
         rules = _SINGLE_RULES
     elif kind == "classification":
         rules = _CLASSIFICATION_RULES
-    elif kind == "multi":
-        rules = _MULTI_RULES
+    elif kind in _STAGE2_KINDS:
+        rules = _QA_RULES if kind == "qa" else _MULTI_RULES
+        key = _as_masked_lm_key(key)
         if key == "temp":
             # The authors divide similarities by a learnable temperature; hf_videolang multiplies by exp(logit_scale).
             return {"umt.logit_scale": torch.log(1.0 / value.float()).reshape(())}
@@ -263,7 +296,7 @@ def build_config(preset: str, kind: str, original: Mapping[str, torch.Tensor] | 
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(UMT_PRESETS)}.")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
-    overrides.setdefault("pretraining_stage", 2 if kind == "multi" else 1)
+    overrides.setdefault("pretraining_stage", 2 if kind in _STAGE2_KINDS else 1)
     if kind == "classification":
         vision = dict(overrides.get("vision_config") or {})
         vision.setdefault("use_final_norm", False)
@@ -278,7 +311,8 @@ def build_config(preset: str, kind: str, original: Mapping[str, torch.Tensor] | 
 
 def adapt_config(config: UmtConfig, kind: str, original: Mapping[str, torch.Tensor]) -> UmtConfig:
     """Set what the checkpoint decides: learnable student positions, the teacher's stored image size."""
-    prefix = {"single": "encoder.", "multi": "vision_encoder.encoder.", "classification": ""}[kind]
+    prefix = {"single": "encoder.", "multi": "vision_encoder.encoder.", "qa": "vision_encoder.encoder.",
+              "classification": ""}[kind]  # fmt: skip
     if prefix + "pos_embed" in original:
         config.vision_config.position_embedding_type = "learnable"
     table = original.get("clip_teacher.positional_embedding")
@@ -320,13 +354,14 @@ def interpolate_position_table(table: torch.Tensor, num_frames: int, tokens_per_
 # ---------------------------------------------------------------------------------------------------- conversion
 
 
-def _check_tied_decoder(original: Mapping[str, torch.Tensor]) -> None:
-    decoder = original.get("text_encoder.cls.predictions.decoder.weight")
-    embeddings = original.get("text_encoder.bert.embeddings.word_embeddings.weight")
+def _check_tied_decoder(original: Mapping[str, torch.Tensor], prefix: str = "text_encoder") -> None:
+    """The MLM head (``text_encoder``) or the QA answer decoder (``text_decoder``) reads its word embeddings."""
+    decoder = original.get(f"{prefix}.cls.predictions.decoder.weight")
+    embeddings = original.get(f"{prefix}.bert.embeddings.word_embeddings.weight")
     if decoder is not None and (embeddings is None or not torch.equal(decoder, embeddings)):
         raise ValueError(
-            "text_encoder.cls.predictions.decoder.weight differs from text_encoder.bert.embeddings.word_embeddings."
-            "weight; hf_videolang ties them, so the MLM decoder cannot be converted."
+            f"{prefix}.cls.predictions.decoder.weight differs from {prefix}.bert.embeddings.word_embeddings.weight; "
+            "hf_videolang ties them, so this decoder cannot be converted."
         )
 
 
@@ -344,8 +379,10 @@ def convert_state_dict(
     """
     origins = {} if origins is None else origins
     ignored = {} if ignored is None else ignored
-    if kind == "multi":
+    if kind in _STAGE2_KINDS:
         _check_tied_decoder(original)
+    if kind == "qa":
+        _check_tied_decoder(original, "text_decoder")
     num_text_layers = config.text_config.num_hidden_layers if config.text_config is not None else 0
     allowed = [re.compile(pattern) for pattern in ALLOWED_UNEXPECTED[kind]]
     converted: dict[str, torch.Tensor] = {}
@@ -397,8 +434,9 @@ def load_converted(
     for key in unexpected_keys:
         report.ignored[origins.get(key, key)] = f"maps to {key}, which this {type(model).__name__} config lacks"
     # Every missing parameter is reported, the expected ones too (ALLOWED_MISSING: a stage-1 file has no teacher and
-    # no pool_norm), except the MLM decoder weight, which `tie_weights` restores from the word embeddings.
-    missing = sorted(key for key in missing_keys if key != "mlm_head.predictions.decoder.weight")
+    # no pool_norm), except the MLM / answer decoder weights, which `tie_weights` restores from the word embeddings.
+    tied = ("mlm_head.predictions.decoder.weight", "answer_decoder.cls.predictions.decoder.weight")
+    missing = sorted(key for key in missing_keys if key not in tied)
     for key in missing:
         report.missing.setdefault(_head_of(key), []).append(key)
     present = {_head_of(key) for key in expected if key in converted}
@@ -415,14 +453,15 @@ def convert_checkpoint(
     allow_pickle: bool = False,
     report: ConversionReport | None = None,
 ) -> UmtForPreTraining | UmtForVideoClassification:
-    """Build a :class:`UmtForPreTraining` (or, for ``kind="classification"``, a :class:`UmtForVideoClassification`)
-    holding an authors' checkpoint.
+    """Build a :class:`UmtForPreTraining` (``kind="classification"``: a :class:`UmtForVideoClassification`,
+    ``kind="qa"``: a :class:`UmtForVideoQuestionAnswering`) holding an authors' checkpoint.
 
     Args:
         original: a state dict or a checkpoint path (see :func:`load_original_state_dict`).
         preset: ``"umt-b16"`` or ``"umt-l16"``; ignored when ``config`` is given.
-        kind: ``"single"`` (single_modality pre-training, stage 1), ``"multi"`` (multi_modality, stage 2) or
-            ``"classification"`` (single_modality fine-tuned classifier).
+        kind: ``"single"`` (single_modality pre-training, stage 1), ``"multi"`` (multi_modality, stage 2, also
+            their fine-tuned retrieval files), ``"qa"`` (multi_modality fine-tuned QA) or ``"classification"``
+            (single_modality fine-tuned classifier).
         config: an explicit config (adjusted to the checkpoint by :func:`adapt_config`).
         allow_pickle: see :func:`load_original_state_dict`.
         report: a :class:`ConversionReport` to fill (heads found / missing, keys ignored); also logged.
@@ -433,10 +472,10 @@ def convert_checkpoint(
         config = build_config(preset, kind, original)
     else:
         config = adapt_config(config, kind, original)
-    expected_stage = 2 if kind == "multi" else 1
+    expected_stage = 2 if kind in _STAGE2_KINDS else 1
     if config.pretraining_stage != expected_stage:
         raise ValueError(f"a {kind!r} checkpoint needs pretraining_stage={expected_stage}, got {config.pretraining_stage}.")
-    model_class = UmtForVideoClassification if kind == "classification" else UmtForPreTraining
+    model_class = _MODEL_CLASSES.get(kind, UmtForPreTraining)
     model = model_class(config)
     origins: dict[str, str] = {}
     report = ConversionReport(kind) if report is None else report
@@ -481,6 +520,8 @@ def main(argv: Sequence[str] | None = None) -> UmtForPreTraining | UmtForVideoCl
         model.load_teacher(args.clip)
     elif args.kind == "single":
         print("note: single-modality checkpoints hold no teacher; pass --clip or call model.load_teacher(...) later.")
+    if args.kind == "qa":
+        print("note: QA checkpoints hold no answer list; call model.set_answer_list(answers, tokenizer) before ranking.")
     model.save_pretrained(args.output)
     print(f"saved {type(model).__name__} ({args.kind}) to {args.output}")
     return model
