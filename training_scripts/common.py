@@ -266,13 +266,12 @@ class VideoOnlyCollator(VideoTextCollator):
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> BatchFeature:
         if not rows:
             raise ValueError("cannot collate an empty list of rows")
-        batch = self.processor(
-            videos=[row["video"] for row in rows],
-            training=self.training,
-            return_masks=self.return_masks,
-            generator=self.next_generator(),
-        )
-        return batch
+        if not self.training:
+            return self.processor(videos=[row["video"] for row in rows], return_masks=self.return_masks)
+        # One generator per row (VideoTextCollator.row_generator): the same frames and masks on any rank.
+        parts = [self.processor(videos=[row["video"]], training=True, return_masks=self.return_masks,
+                                generator=self.row_generator(row)) for row in rows]  # fmt: skip
+        return BatchFeature({key: torch.cat([part[key] for part in parts]) for key in parts[0]}, tensor_type="pt")
 
 
 # ---------------------------------------------------------------------------------------------------- saving

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import EvalLoopOutput, speed_metrics
 from transformers.utils import logging
 
@@ -140,6 +140,23 @@ def evaluation_collator(collator: Any) -> Any:
     return collator
 
 
+class CollatorEpochCallback(TrainerCallback):
+    """Calls ``set_epoch(epoch)`` on the training collator (or the one it wraps) when each epoch begins.
+
+    ``Trainer`` creates the epoch's DataLoader iterator after ``on_epoch_begin``, so workers (which get a copy of
+    the collator) see the new epoch too.
+    """
+
+    def __init__(self, collator: Any) -> None:
+        while not hasattr(collator, "set_epoch") and hasattr(collator, "collator"):
+            collator = collator.collator
+        self.collator = collator
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if hasattr(self.collator, "set_epoch"):
+            self.collator.set_epoch(math.floor(state.epoch or 0))
+
+
 def _accepts_argument(model: nn.Module, name: str) -> bool:
     forward = getattr(model, "module", model).forward  # DDP wraps the model
     return name in inspect.signature(forward).parameters
@@ -219,6 +236,8 @@ class VideoTextTrainer(Trainer):
             self.label_names = list(LABEL_NAMES[eval_task])
         self._train_loss_terms = LossTermAverager()
         self._eval_loss_terms = LossTermAverager()
+        if data_collator is not None:
+            self.add_callback(CollatorEpochCallback(data_collator))
 
     # ------------------------------------------------------------------ loss
 
