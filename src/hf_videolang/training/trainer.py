@@ -297,6 +297,20 @@ class VideoTextTrainer(Trainer):
             return loss, _without_loss_terms(outputs)
         return loss
 
+    def _prepare_input(self, data: Any) -> Any:
+        """``Trainer._prepare_input``, and floating-point inputs (``pixel_values``) follow the model's dtype.
+
+        The processor makes float32 frames; a model held in another dtype (loaded with ``dtype=torch.bfloat16``,
+        or ``.double()``) gets them in its own. Under ``--bf16`` / ``--fp16`` the model stays float32 and autocast
+        covers the float32 inputs.
+        """
+        data = super()._prepare_input(data)
+        if isinstance(data, torch.Tensor) and data.is_floating_point():
+            dtype = getattr(self.accelerator.unwrap_model(self.model), "dtype", None)
+            if isinstance(dtype, torch.dtype) and dtype.is_floating_point and data.dtype != dtype:
+                data = data.to(dtype)
+        return data
+
     # ------------------------------------------------------------------ logging
 
     def train(self, *args: Any, **kwargs: Any):
