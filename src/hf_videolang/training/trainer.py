@@ -157,6 +157,14 @@ class CollatorEpochCallback(TrainerCallback):
             self.collator.set_epoch(math.floor(state.epoch or 0))
 
 
+def _is_stream(dataset: Any) -> bool:
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a dependency
+        return False
+    return isinstance(dataset, datasets.IterableDataset)
+
+
 def _accepts_argument(model: nn.Module, name: str) -> bool:
     forward = getattr(model, "module", model).forward  # DDP wraps the model
     return name in inspect.signature(forward).parameters
@@ -217,6 +225,11 @@ class VideoTextTrainer(Trainer):
                 "setting it to False (use VideoTextTrainingArguments to get this default)."
             )
             args.remove_unused_columns = False
+        train_dataset = kwargs.get("train_dataset")
+        if _is_stream(train_dataset) and getattr(args.accelerator_config, "dispatch_batches", None) is None:
+            # Each rank iterates its own shards of a `datasets` stream (accelerate's `IterableDataset.shard`)
+            # instead of rank 0 reading every batch and sending the others their parts (accelerate's default).
+            args.accelerator_config.dispatch_batches = False
         if eval_task == "auto":
             inner = data_collator.collator if isinstance(data_collator, AnswerTargetCollator) else data_collator
             eval_task = EVAL_TASKS.get(getattr(inner, "task", None))
