@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+import torch
 import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training_scripts"))
@@ -34,11 +35,14 @@ def main() -> None:
     result = {}
     for spec in specs:
         train_set = load_split(DataArguments(train_file=spec, streaming=True), "train", task="retrieval")
-        trainer = VideoTextTrainer(model=None, args=args, train_dataset=train_set, data_collator=row_names,
-                                   model_init=lambda: __import__("torch").nn.Linear(1, 1))  # fmt: skip
+        trainer = VideoTextTrainer(model=torch.nn.Linear(1, 1), args=args, train_dataset=train_set,
+                                   data_collator=row_names)  # the model is never run
         seen = [name for batch in trainer.get_train_dataloader() for name in batch]
         gathered = [None] * args.world_size
-        dist.all_gather_object(gathered, seen) if args.world_size > 1 else gathered.__setitem__(0, seen)
+        if args.world_size > 1:
+            dist.all_gather_object(gathered, seen)
+        else:
+            gathered[0] = seen
         result[spec] = gathered
     if args.process_index == 0:
         Path(out).write_text(json.dumps(result))

@@ -123,7 +123,8 @@ class VideoTextCollator:
         It does not depend on the row's batch, worker or rank. In a DataLoader worker the base seed is the one torch
         draws for the worker pool when an epoch starts (from the main process RNG, which ``Trainer`` seeds alike on
         every rank), so workers that restart each epoch still draw new numbers; the same row collated twice in an
-        epoch (a duplicate) draws new numbers too.
+        epoch (a duplicate) draws new numbers too. The per-epoch counts cost one dictionary entry per distinct row
+        this process (or worker) has collated in the epoch.
         """
         key = row_key(row)
         occurrence = self._seen[key]
