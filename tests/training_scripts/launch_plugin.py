@@ -38,15 +38,18 @@ class LaunchedScript:
 
     def main(self, argv):
         argv = [str(item) for item in argv]
-        if len(argv) == 1 and argv[0].endswith(".json"):
-            output_dir = json.loads(Path(argv[0]).read_text())["output_dir"]
+        if len(argv) == 1 and argv[0].endswith(".json"):  # one arguments file: add the log level to a copy
+            arguments = {**json.loads(Path(argv[0]).read_text()), "log_level": "info"}
+            output_dir = arguments["output_dir"]
+            argv = [str(Path(argv[0]).with_suffix(".launched.json"))]
+            Path(argv[0]).write_text(json.dumps(arguments))
         else:
             output_dir = argv[argv.index("--output_dir") + 1]
+            argv = [*argv, "--log_level", "info"]
         script = SCRIPTS / f"{self._module.__name__}.py"
         build = accelerate_launch if self._launcher == "accelerate" else torchrun
-        result = subprocess.run(build(2, script, *argv, "--log_level", "info") if len(argv) > 1
-                                else build(2, script, *argv),
-                                env=child_env(), capture_output=True, text=True, timeout=900)  # fmt: skip
+        result = subprocess.run(build(2, script, *argv), env=child_env(), capture_output=True, text=True,
+                                timeout=900)
         warnings = warning_lines(result.stderr)
         with LOG.open("a") as log:
             log.write(json.dumps({"launcher": self._launcher, "script": script.name, "rc": result.returncode,
