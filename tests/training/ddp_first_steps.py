@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     args = VideoTextTrainingArguments(
         output_dir=str(Path(out).with_suffix(".run")), max_steps=NUM_STEPS, per_device_train_batch_size=1,
         learning_rate=0.05, optim="sgd", lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
-        max_grad_norm=0.0, dataloader_num_workers=0, ddp_find_unused_parameters=False, use_cpu=True, report_to="none", save_strategy="no",
+        max_grad_norm=0.0, dataloader_num_workers=0, ddp_find_unused_parameters=False, use_cpu=True,
+        report_to="none", save_strategy="no",
         logging_steps=1, disable_tqdm=True, seed=0,
     )  # fmt: skip
     world = args.world_size

@@ -4,8 +4,8 @@ training split, through the training scripts' ``load_split`` and ``VideoTextTrai
     torchrun --nproc_per_node N stream_ranks.py OUT.json TRAIN_FILE [TRAIN_FILE ...]
 
 For each ``TRAIN_FILE`` spec (JSONL files or .tar shards, comma-separated or globs) it iterates one pass of the
-DataLoader and records the rows' ``"key"`` (tar) or ``"<video file>|<caption>"`` (JSONL); rank 0 writes ``{spec: [rows of rank 0,
-rows of rank 1, ...]}``.
+DataLoader and records the rows' ``"key"`` (tar) or ``"<video file>|<caption>"`` (JSONL); rank 0 writes
+``{spec: [rows of rank 0, rows of rank 1, ...]}``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training_scripts"))
 from common import DataArguments, load_split  # noqa: E402
-
 from hf_videolang.training import VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
 
 

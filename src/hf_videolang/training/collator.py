@@ -328,7 +328,8 @@ def _digest(value: Any) -> bytes:
         return b"a" + repr((contiguous.shape, contiguous.dtype.str)).encode() + hashlib.blake2b(
             contiguous.tobytes(), digest_size=16).digest()  # fmt: skip
     if isinstance(value, Mapping):
-        return b"m" + b"|".join(_digest(k) + b"=" + _digest(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0])))
+        items = sorted(value.items(), key=lambda item: str(item[0]))
+        return b"m" + b"|".join(_digest(key) + b"=" + _digest(item) for key, item in items)
     if isinstance(value, (list, tuple)):
         return b"l" + b"|".join(_digest(item) for item in value)
     if value is None or isinstance(value, (bool, int, float, np.integer, np.floating)):
