@@ -7,6 +7,7 @@ Each script (``umt_pretrain_stage1.py``, ``umt_pretrain_stage2.py``, ``umt_finet
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import sys
@@ -74,6 +75,20 @@ class DataArguments:
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N validation rows."})
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Stream the training rows (a `datasets` IterableDataset) instead of loading them: "
+                  "--train_file is then one or more JSONL annotation files or webdataset-style .tar shards "
+                  "(comma-separated paths or glob patterns; a shard holds <key>.mp4 and <key>.json with the "
+                  "annotation fields, or <key>.txt with the caption). Each rank reads its own shards (give at least "
+                  "as many shards as processes). Needs --max_steps. The validation split is still loaded whole."},
+    )
+    shuffle_buffer_size: int = field(
+        default=1000,
+        metadata={"help": "With --streaming: shuffle the shard order and the rows through a buffer of this many rows "
+                  "(datasets' IterableDataset.shuffle, reseeded each epoch); 0 keeps the files' order."},
+    )
+    shuffle_seed: int = field(default=0, metadata={"help": "With --streaming: the seed of the shuffle."})
 
     def __post_init__(self) -> None:
         if self.train_file is None and self.dataset_name is None:
@@ -82,7 +97,11 @@ class DataArguments:
             raise ValueError("DataArguments: pass either --train_file or --dataset_name, not both.")
         for name in ("train_file", "validation_file"):
             path = getattr(self, name)
-            if path is not None and not os.path.isfile(path):
+            if path is None:
+                continue
+            if self.streaming:
+                shard_files(path, f"--{name}")  # raises when a pattern matches nothing
+            elif not os.path.isfile(path):
                 raise FileNotFoundError(f"DataArguments: --{name} {path!r} does not exist.")
         if self.num_frames is not None and self.num_frames < 1:
             raise ValueError(f"DataArguments: --num_frames must be positive, got {self.num_frames}.")
@@ -113,12 +132,25 @@ def setup_logging(training_args: VideoTextTrainingArguments) -> None:
 # ---------------------------------------------------------------------------------------------------- data
 
 
-def load_split(data_args: DataArguments, split: str, task: str) -> datasets.Dataset | None:
+def load_split(
+    data_args: DataArguments, split: str, task: str
+) -> datasets.Dataset | datasets.IterableDataset | None:
     """Rows of ``split`` (``"train"`` / ``"validation"``) for ``task``, or None when that split is not given.
 
     ``task``: ``"retrieval"`` / ``"qa"`` (the package's annotation formats), or ``"video"``: any of them, keeping
-    one row per distinct video (stage 1 is video-only, UMT §3.2).
+    one row per distinct video (stage 1 is video-only, UMT §3.2). With ``--streaming`` the training split is a
+    ``datasets.IterableDataset`` (:func:`load_streaming_split`; a stream cannot drop repeated videos, so stage 1
+    sees every annotation's video); the validation split is loaded whole, since evaluation ranks all of it.
     """
+    if data_args.streaming:
+        dataset = load_streaming_split(data_args, split, task)
+        if split == "train" or dataset is None:
+            return dataset
+        dataset = datasets.Dataset.from_list(list(dataset))  # evaluation needs every row at once
+        if task == "video":
+            dataset = _distinct_videos(dataset)
+        logger.info("%s split: %d rows", split, len(dataset))
+        return dataset
     if data_args.dataset_name is not None:
         name = data_args.train_split_name if split == "train" else data_args.validation_split_name
         if not name:
@@ -144,6 +176,92 @@ def load_split(data_args: DataArguments, split: str, task: str) -> datasets.Data
 _REQUIRED_COLUMNS = {"video": ("video",), "retrieval": ("video", "caption"), "qa": ("video", "question", "answer")}
 
 
+def shard_files(spec: str, name: str = "--train_file") -> list[str]:
+    """The files of a comma-separated list of paths and glob patterns, in order (each pattern sorted)."""
+    files: list[str] = []
+    for part in (piece.strip() for piece in spec.split(",")):
+        if not part:
+            continue
+        matches = sorted(glob.glob(part)) if glob.has_magic(part) else ([part] if os.path.isfile(part) else [])
+        if not matches:
+            raise FileNotFoundError(f"DataArguments: {name} {part!r} matches no file.")
+        files.extend(matches)
+    if not files:
+        raise FileNotFoundError(f"DataArguments: {name} {spec!r} names no file.")
+    return files
+
+
+def load_streaming_split(data_args: DataArguments, split: str, task: str) -> datasets.IterableDataset | None:
+    """A ``datasets.IterableDataset`` of the rows of ``split`` read as a stream, one shard per file.
+
+    JSONL files go through ``load_dataset("json", streaming=True)`` (relative video paths resolved against
+    ``--video_root`` or the first file's folder); ``.tar`` shards through ``load_dataset("webdataset",
+    streaming=True)``, without decoding: the row's ``"video"`` is the bytes of the shard's video file, its text
+    fields come from ``<key>.json`` (or the caption from ``<key>.txt``). ``--dataset_name`` streams that dataset.
+
+    Under ``torchrun`` / ``accelerate launch``, ``VideoTextTrainer`` (``dispatch_batches=False``) lets each rank
+    iterate only its own shards: accelerate shards a ``datasets`` stream with ``IterableDataset.shard(world_size,
+    rank)``, as ``datasets.distributed.split_dataset_by_node`` does when the shards divide evenly.
+    """
+    if data_args.dataset_name is not None:
+        name = data_args.train_split_name if split == "train" else data_args.validation_split_name
+        if not name:
+            return None
+        dataset = datasets.load_dataset(data_args.dataset_name, data_args.dataset_config_name, split=name,
+                                        streaming=True)  # fmt: skip
+        dataset = _resolve_video_paths(dataset, data_args.video_root)
+    else:
+        spec = data_args.train_file if split == "train" else data_args.validation_file
+        if spec is None:
+            return None
+        files = shard_files(spec, f"--{split}_file" if split == "train" else "--validation_file")
+        kinds = {"tar" if file.endswith(".tar") else "json" for file in files}
+        if len(kinds) > 1:
+            raise ValueError(f"DataArguments: --streaming reads either JSONL files or .tar shards, got both: {files}")
+        if kinds == {"tar"}:
+            dataset = datasets.load_dataset("webdataset", data_files={"train": files}, split="train", streaming=True)
+            dataset = dataset.decode(False).map(_webdataset_row)  # video bytes, not decoded frames
+        else:
+            dataset = datasets.load_dataset("json", data_files={"train": files}, split="train", streaming=True)
+            root = data_args.video_root or os.path.dirname(os.path.abspath(files[0]))
+            dataset = _resolve_video_paths(dataset, root)
+    first = next(iter(dataset), None)
+    if first is None:
+        raise ValueError(f"DataArguments: the streamed {split} data has no rows.")
+    missing = [name for name in _REQUIRED_COLUMNS[task] if name not in first]
+    if missing:
+        raise ValueError(f"the streamed {split} data has no {missing} field(s) needed for {task!r} "
+                         f"(fields of its first row: {sorted(first)}).")  # fmt: skip
+    if task == "video":
+        dataset = dataset.select_columns(["video"])
+    limit = data_args.max_train_samples if split == "train" else data_args.max_eval_samples
+    if limit is not None:
+        dataset = dataset.take(limit)
+    if split == "train" and data_args.shuffle_buffer_size > 0:
+        dataset = dataset.shuffle(seed=data_args.shuffle_seed, buffer_size=data_args.shuffle_buffer_size)
+    logger.info("%s split: streaming %d shard(s)", split, dataset.num_shards)
+    return dataset
+
+
+_VIDEO_EXTENSIONS = ("mp4", "webm", "mkv", "avi", "mov", "m4v", "gif")
+
+
+def _webdataset_row(example: dict[str, Any]) -> dict[str, Any]:
+    """A webdataset sample (``__key__``, ``mp4``: ``{"bytes", "path"}``, ``json`` / ``txt``) as an annotation row."""
+    fields = {name.lower(): value for name, value in example.items()}
+    video = next((fields[ext] for ext in _VIDEO_EXTENSIONS if fields.get(ext) is not None), None)
+    if video is None:
+        raise ValueError(f"webdataset sample {example.get('__key__')!r} ({example.get('__url__')}) has no video "
+                         f"file ({'/'.join(_VIDEO_EXTENSIONS)}); its files: {sorted(example)}.")  # fmt: skip
+    row = dict(fields["json"]) if isinstance(fields.get("json"), Mapping) else {}
+    if "caption" not in row and isinstance(fields.get("txt"), (str, bytes)):
+        text = fields["txt"]
+        row["caption"] = (text.decode("utf-8") if isinstance(text, bytes) else text).strip()
+    row["video"] = video["bytes"] if isinstance(video, Mapping) else video
+    row["key"] = example.get("__key__")
+    return row
+
+
 def _check_columns(dataset: datasets.Dataset, task: str, split: str) -> None:
     missing = [name for name in _REQUIRED_COLUMNS[task] if name not in dataset.column_names]
     if missing:
@@ -152,12 +270,16 @@ def _check_columns(dataset: datasets.Dataset, task: str, split: str) -> None:
         )
 
 
-def _resolve_video_paths(dataset: datasets.Dataset, video_root: str | None) -> datasets.Dataset:
-    if video_root is None or "video" not in dataset.column_names:
+def _resolve_video_paths(dataset: Any, video_root: str | None) -> Any:
+    columns = dataset.column_names
+    if video_root is None or (columns is not None and "video" not in columns):
         return dataset
 
     def resolve(row: dict[str, Any]) -> dict[str, Any]:
-        return {"video": row["video"] if os.path.isabs(row["video"]) else os.path.join(video_root, row["video"])}
+        video = row["video"]
+        if not isinstance(video, str) or os.path.isabs(video):
+            return {"video": video}
+        return {"video": os.path.join(video_root, video)}
 
     return dataset.map(resolve)
 
@@ -266,13 +388,12 @@ class VideoOnlyCollator(VideoTextCollator):
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> BatchFeature:
         if not rows:
             raise ValueError("cannot collate an empty list of rows")
-        batch = self.processor(
-            videos=[row["video"] for row in rows],
-            training=self.training,
-            return_masks=self.return_masks,
-            generator=self.next_generator(),
-        )
-        return batch
+        if not self.training:
+            return self.processor(videos=[row["video"] for row in rows], return_masks=self.return_masks)
+        # One generator per row (VideoTextCollator.row_generator): the same frames and masks on any rank.
+        parts = [self.processor(videos=[row["video"]], training=True, return_masks=self.return_masks,
+                                generator=self.row_generator(row)) for row in rows]  # fmt: skip
+        return BatchFeature({key: torch.cat([part[key] for part in parts]) for key in parts[0]}, tensor_type="pt")
 
 
 # ---------------------------------------------------------------------------------------------------- saving

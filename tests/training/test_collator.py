@@ -61,7 +61,10 @@ def test_video_ids_group_rows_of_the_same_video(small_processor, square_corpus):
     a, b = square_corpus[0], square_corpus[1]
     rows = [a, b, {"video": a["video"], "caption": "another caption of a"}, b]
     batch = VideoTextCollator(small_processor, training=False)(rows)
-    assert batch["video_ids"].tolist() == [0, 1, 0, 1]
+    ids = batch["video_ids"].tolist()
+    # The same id for the same video, in every batch (ids are gathered across ranks with the embeddings).
+    assert ids[0] == ids[2] and ids[1] == ids[3] and ids[0] != ids[1]
+    assert VideoTextCollator(small_processor, training=False)([b])["video_ids"].tolist() == [ids[1]]
     assert video_ids(["x", "y", "z"]).tolist() == [0, 1, 2]
 
 

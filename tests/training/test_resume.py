@@ -35,10 +35,6 @@ def _trainer(tmp_path, processor, rows, workers: int):
     return trainer, TrainingLosses(model)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not reproduced yet: VideoTextCollator seeds each batch from its call count (and, in workers, the epoch's base "
-    "seed); on resume Trainer skips the first batches without calling the collator, so the resumed batches draw "
-    "other frames and masks (measured: all 5 resumed losses differ, by up to 0.42)"))
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resume_from_a_checkpoint_reproduces_the_losses(small_processor, square_corpus, tmp_path, workers):
     # 8 rows, batch 2: 4 steps per epoch, so the run crosses an epoch boundary after the checkpoint at step 3.

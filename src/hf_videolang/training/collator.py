@@ -1,15 +1,20 @@
 """``VideoTextCollator``: turns dataset rows into model batches inside DataLoader workers.
 
 Decoding is the expensive part of video training, so it happens in the collator (which runs in the workers), not in
-the dataset: rows carry only a video path and text. Randomness (frame sampling, crops, masks) comes from one
-``torch.Generator`` per call, seeded from ``(seed, worker id, worker base seed, call count)``, so a run is
-reproducible for a given seed and number of workers, and every worker and every batch draws different numbers.
+the dataset: rows carry only a video path and text. In training, randomness (frame sampling, crops, masks, caption
+choice) comes from one ``torch.Generator`` per *row*, seeded from ``(seed, epoch, worker base seed, the row's
+content, how often this collator has seen that row this epoch)``. A row therefore gets the same frames and masks
+whichever batch, worker or rank it lands in, so ``N`` ranks with ``B`` rows each build exactly the batches of one
+rank with ``N * B`` rows; a run is reproducible for a given seed, and every epoch draws new numbers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
+import os
+from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -53,8 +58,12 @@ class VideoTextCollator:
             whose video reads (its text and label too), a warning names the file, and :attr:`num_skipped` counts the
             replacements over all DataLoader workers. A batch with no readable video still raises.
 
-    Every batch also has ``video_ids`` ``(B,)``: the same integer for rows with the same video, so that contrastive
-    and matching losses do not treat two captions of one video as negatives.
+    Every batch also has ``video_ids`` ``(B,)``: the same integer for rows with the same video, in every batch and on
+    every rank (a hash of the path, :func:`stable_video_ids`), so that contrastive and matching losses, whose
+    negatives span the gathered global batch, do not treat two captions of one video as negatives.
+
+    :meth:`set_epoch` (which :class:`~hf_videolang.training.VideoTextTrainer` calls at each epoch) gives every
+    epoch new random numbers.
     """
 
     def __init__(
@@ -90,21 +99,37 @@ class VideoTextCollator:
             return_mlm = training and task == "pretrain" and processor.mlm_probability > 0
         self.return_masks = return_masks
         self.return_mlm = return_mlm
+        self.epoch = 0
         self._num_calls = 0
+        self._seen: Counter[int] = Counter()  # row key -> times collated in this epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch``: rows draw new random numbers (the per-epoch count of each row restarts)."""
+        self.epoch = int(epoch)
+        self._seen.clear()
 
     def next_generator(self) -> torch.Generator:
-        """The generator of the next batch, seeded from ``(seed, worker id, worker base seed, call count)``.
-
-        In a DataLoader worker the base seed is the one torch draws for the worker pool when an epoch starts (from
-        the main process RNG, which ``Trainer`` seeds), so workers that restart each epoch still draw new numbers.
-        """
+        """A generator for a whole batch, seeded from ``(seed, epoch, worker id, worker base seed, call count)``
+        (for collators that randomize per batch rather than per row, e.g. video-only batches)."""
         info = get_worker_info()
         worker_id = 0 if info is None else info.id + 1
-        base_seed = 0 if info is None else info.seed - info.id
-        entropy = [self.seed, worker_id, base_seed, self._num_calls]
+        entropy = [self.seed, self.epoch, worker_id, _worker_base_seed(), self._num_calls]
         self._num_calls += 1
-        state = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]
-        return torch.Generator().manual_seed(int(state))
+        return _generator(entropy)
+
+    def row_generator(self, row: Mapping[str, Any]) -> torch.Generator:
+        """The generator of one row, seeded from ``(seed, epoch, worker base seed, row key, times seen)``.
+
+        It does not depend on the row's batch, worker or rank. In a DataLoader worker the base seed is the one torch
+        draws for the worker pool when an epoch starts (from the main process RNG, which ``Trainer`` seeds alike on
+        every rank), so workers that restart each epoch still draw new numbers; the same row collated twice in an
+        epoch (a duplicate) draws new numbers too. The per-epoch counts cost one dictionary entry per distinct row
+        this process (or worker) has collated in the epoch.
+        """
+        key = row_key(row)
+        occurrence = self._seen[key]
+        self._seen[key] += 1
+        return _generator([self.seed, self.epoch, _worker_base_seed(), key, occurrence])
 
     @property
     def num_skipped(self) -> int:
@@ -151,33 +176,45 @@ class VideoTextCollator:
         return replaced
 
     def _collate(self, rows: Sequence[Mapping[str, Any]]) -> BatchFeature:
-        generator = self.next_generator()
         videos = [_field(row, "video", index) for index, row in enumerate(rows)]
-        texts, labels, num_options = self._texts_and_labels(rows, generator)
-        batch = self.processor(
-            videos=videos,
-            text=texts,
-            training=self.training,
-            return_masks=self.return_masks,
-            return_mlm=self.return_mlm,
-            generator=generator,
-        )
+        if self.training:
+            # One processor call per row with the row's own generator, then text padded to the batch's longest.
+            generators = [self.row_generator(row) for row in rows]
+            texts, labels, num_options = self._texts_and_labels(rows, generators)
+            per_row = num_options or 1
+            parts = [
+                self.processor(videos=[videos[index]], text=texts[index * per_row : (index + 1) * per_row],
+                               training=True, return_masks=self.return_masks, return_mlm=self.return_mlm,
+                               generator=generator)
+                for index, generator in enumerate(generators)
+            ]  # fmt: skip
+            batch = _concatenate(parts, self.processor.tokenizer)
+        else:
+            texts, labels, num_options = self._texts_and_labels(rows, [None] * len(rows))
+            batch = self.processor(
+                videos=videos,
+                text=texts,
+                training=False,
+                return_masks=self.return_masks,
+                return_mlm=self.return_mlm,
+            )
         if num_options is not None:
             for key in ("input_ids", "attention_mask", "mlm_input_ids", "mlm_labels"):
                 if key in batch:
                     batch[key] = batch[key].view(len(rows), num_options, -1)
         if labels is not None:
             batch["labels"] = torch.tensor(labels, dtype=torch.long)
-        batch["video_ids"] = video_ids(videos)
+        batch["video_ids"] = stable_video_ids(videos)
         return batch
 
     # ------------------------------------------------------------------ per task
 
     def _texts_and_labels(
-        self, rows: Sequence[Mapping[str, Any]], generator: torch.Generator
+        self, rows: Sequence[Mapping[str, Any]], generators: Sequence[torch.Generator | None]
     ) -> tuple[list[str], list[int] | None, int | None]:
         if self.task in ("retrieval", "pretrain"):
-            return [self._pick_caption(_field(row, "caption", i), generator) for i, row in enumerate(rows)], None, None
+            captions = [self._pick_caption(_field(row, "caption", i), generators[i]) for i, row in enumerate(rows)]
+            return captions, None, None
         if self.task == "qa":
             questions = [_field(row, "question", i) for i, row in enumerate(rows)]
             answers = [str(_field(row, "answer", i)).strip() for i, row in enumerate(rows)]
@@ -185,7 +222,7 @@ class VideoTextCollator:
             return questions, labels, None
         return self._multiple_choice(rows)
 
-    def _pick_caption(self, caption: str | Sequence[str], generator: torch.Generator) -> str:
+    def _pick_caption(self, caption: str | Sequence[str], generator: torch.Generator | None) -> str:
         if isinstance(caption, str):
             return caption
         if not caption:
@@ -266,6 +303,76 @@ class CaptionWordsCollator:
         batch = self.collator(rows)
         labels = caption_word_targets(batch["input_ids"], self.vocab_size, self.ignore_ids)
         return {"pixel_values": batch["pixel_values"], "labels": labels}
+
+
+def _worker_base_seed() -> int:
+    info = get_worker_info()
+    return 0 if info is None else info.seed - info.id
+
+
+def _generator(entropy: Sequence[int]) -> torch.Generator:
+    state = np.random.SeedSequence([int(value) for value in entropy]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def _digest(value: Any) -> bytes:
+    """Bytes that identify ``value`` across processes: paths and text by value, arrays by shape and content."""
+    if isinstance(value, (str, os.PathLike)):
+        return b"s" + os.fspath(value).encode("utf-8", "surrogatepass")
+    if isinstance(value, bytes):
+        return b"b" + hashlib.blake2b(value, digest_size=16).digest()
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        contiguous = np.ascontiguousarray(value)
+        return b"a" + repr((contiguous.shape, contiguous.dtype.str)).encode() + hashlib.blake2b(
+            contiguous.tobytes(), digest_size=16).digest()  # fmt: skip
+    if isinstance(value, Mapping):
+        items = sorted(value.items(), key=lambda item: str(item[0]))
+        return b"m" + b"|".join(_digest(key) + b"=" + _digest(item) for key, item in items)
+    if isinstance(value, (list, tuple)):
+        return b"l" + b"|".join(_digest(item) for item in value)
+    if value is None or isinstance(value, (bool, int, float, np.integer, np.floating)):
+        return b"n" + repr(value).encode()
+    return b"o" + str(id(value)).encode()  # file objects, PIL images: by identity (this process only)
+
+
+def _hash63(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") >> 1
+
+
+def row_key(row: Mapping[str, Any]) -> int:
+    """A 63-bit key of a row's content (video source and text fields), equal in every process for equal rows."""
+    return _hash63(_digest(dict(row)))
+
+
+def stable_video_ids(videos: Sequence[Any]) -> torch.Tensor:
+    """A 63-bit id per video ``(B,)``, equal for equal sources in every batch and on every rank.
+
+    Paths are compared by value, decoded arrays by content, file objects by identity. Under data parallelism the
+    ids are gathered with the embeddings (``VideoTextContrastiveLoss``), so they must not depend on the batch.
+    """
+    return torch.tensor([_hash63(_digest(video)) for video in videos], dtype=torch.long)
+
+
+def _concatenate(parts: Sequence[BatchFeature], tokenizer: Any) -> BatchFeature:
+    """Concatenate one-row processor outputs along dim 0; text fields are padded to the longest first."""
+    pad_values = {"input_ids": tokenizer.pad_token_id or 0, "mlm_input_ids": tokenizer.pad_token_id or 0,
+                  "attention_mask": 0, "mlm_labels": IGNORE_INDEX}  # fmt: skip
+    left = getattr(tokenizer, "padding_side", "right") == "left"
+    data = {}
+    for key in parts[0]:
+        tensors = [part[key] for part in parts]
+        if key in pad_values:
+            length = max(tensor.shape[-1] for tensor in tensors)
+            padded = []
+            for tensor in tensors:
+                extra = length - tensor.shape[-1]
+                padding = (extra, 0) if left else (0, extra)
+                padded.append(torch.nn.functional.pad(tensor, padding, value=pad_values[key]))
+            tensors = padded
+        data[key] = torch.cat(tensors)
+    return BatchFeature(data, tensor_type="pt")
 
 
 def video_ids(videos: Sequence[Any]) -> torch.Tensor:

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import EvalLoopOutput, speed_metrics
 from transformers.utils import logging
 
@@ -140,6 +140,31 @@ def evaluation_collator(collator: Any) -> Any:
     return collator
 
 
+class CollatorEpochCallback(TrainerCallback):
+    """Calls ``set_epoch(epoch)`` on the training collator (or the one it wraps) when each epoch begins.
+
+    ``Trainer`` creates the epoch's DataLoader iterator after ``on_epoch_begin``, so workers (which get a copy of
+    the collator) see the new epoch too.
+    """
+
+    def __init__(self, collator: Any) -> None:
+        while not hasattr(collator, "set_epoch") and hasattr(collator, "collator"):
+            collator = collator.collator
+        self.collator = collator
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if hasattr(self.collator, "set_epoch"):
+            self.collator.set_epoch(math.floor(state.epoch or 0))
+
+
+def _is_stream(dataset: Any) -> bool:
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a dependency
+        return False
+    return isinstance(dataset, datasets.IterableDataset)
+
+
 def _accepts_argument(model: nn.Module, name: str) -> bool:
     forward = getattr(model, "module", model).forward  # DDP wraps the model
     return name in inspect.signature(forward).parameters
@@ -200,6 +225,11 @@ class VideoTextTrainer(Trainer):
                 "setting it to False (use VideoTextTrainingArguments to get this default)."
             )
             args.remove_unused_columns = False
+        train_dataset = kwargs.get("train_dataset")
+        if _is_stream(train_dataset) and getattr(args.accelerator_config, "dispatch_batches", None) is None:
+            # Each rank iterates its own shards of a `datasets` stream (accelerate's `IterableDataset.shard`)
+            # instead of rank 0 reading every batch and sending the others their parts (accelerate's default).
+            args.accelerator_config.dispatch_batches = False
         if eval_task == "auto":
             inner = data_collator.collator if isinstance(data_collator, AnswerTargetCollator) else data_collator
             eval_task = EVAL_TASKS.get(getattr(inner, "task", None))
@@ -219,6 +249,8 @@ class VideoTextTrainer(Trainer):
             self.label_names = list(LABEL_NAMES[eval_task])
         self._train_loss_terms = LossTermAverager()
         self._eval_loss_terms = LossTermAverager()
+        if data_collator is not None:
+            self.add_callback(CollatorEpochCallback(data_collator))
 
     # ------------------------------------------------------------------ loss
 
@@ -277,6 +309,20 @@ class VideoTextTrainer(Trainer):
         if return_outputs:
             return loss, _without_loss_terms(outputs)
         return loss
+
+    def _prepare_input(self, data: Any) -> Any:
+        """``Trainer._prepare_input``, and floating-point inputs (``pixel_values``) follow the model's dtype.
+
+        The processor makes float32 frames; a model held in another dtype (loaded with ``dtype=torch.bfloat16``,
+        or ``.double()``) gets them in its own. Under ``--bf16`` / ``--fp16`` the model stays float32 and autocast
+        covers the float32 inputs.
+        """
+        data = super()._prepare_input(data)
+        if isinstance(data, torch.Tensor) and data.is_floating_point():
+            dtype = getattr(self.accelerator.unwrap_model(self.model), "dtype", None)
+            if isinstance(dtype, torch.dtype) and dtype.is_floating_point and data.dtype != dtype:
+                data = data.to(dtype)
+        return data
 
     # ------------------------------------------------------------------ logging
 
