@@ -39,3 +39,13 @@ def test_results_are_reported_next_to_chance_and_the_model_reloads(tiny_run):
     assert results["reload_max_abs_diff"] <= 1e-6
     reloaded = MacForVideoTextRetrieval.from_pretrained(results["saved_to"])
     assert reloaded.config.vision_config.image_size == 32
+
+
+def test_a_second_run_with_the_same_seed_gives_the_same_numbers(tiny_run):
+    root, results = tiny_run
+    phases = (("spatial", 1, 6.0, 1e-3), ("temporal", 2, 2.0, 5e-4))
+    again = train_mac(str(root / "corpus"), str(root / "again"), seed=0, phases=phases, logging_steps=2)
+    assert again["metrics"] == results["metrics"]
+    for name in ("spatial", "temporal"):
+        assert again["phases"][name]["loss_vtc_first"] == results["phases"][name]["loss_vtc_first"]
+        assert again["phases"][name]["loss_vtc_last"] == results["phases"][name]["loss_vtc_last"]
