@@ -347,3 +347,57 @@ def _score_pairs(
             )
         scores.append(batch_scores.float().cpu())
     return torch.cat(scores)
+
+
+# ---------------------------------------------------------------------------- cross-encoder retrieval
+
+
+@torch.no_grad()
+def evaluate_matching_retrieval(
+    model: nn.Module,
+    processor: Callable[..., Mapping[str, torch.Tensor]],
+    dataset: Iterable[Mapping[str, Any]],
+    video_batch_size: int = 4,
+    text_batch_size: int = 64,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    video_column: str = "video",
+    text_column: str = "caption",
+) -> RetrievalResult:
+    """Retrieval with a cross-encoder that has no separate embeddings (ClipBERT): every (text, video) pair is scored
+    by ``model.score_candidates(pixel_values (b, ...), input_ids (b, J, L), attention_mask (b, J, L)) -> (b, J)``.
+
+    Each video is decoded once and every text tokenized once; the cost is one fusion pass per pair, so keep the
+    gallery small. ``similarity`` holds the matching scores ``(num_texts, num_videos)``; the metrics cover both
+    directions, as :func:`evaluate_retrieval`'s.
+    """
+    if not callable(getattr(model, "score_candidates", None)):
+        raise AttributeError(f"{type(model).__name__} has no score_candidates(pixel_values, input_ids, attention_mask)")
+    index = build_retrieval_index(dataset, video_column=video_column, text_column=text_column)
+    device = torch.device(device) if device is not None else _model_device(model)
+    texts = processor(text=index.texts)
+    input_ids, attention_mask = texts["input_ids"].to(device), texts["attention_mask"].to(device)
+    was_training = model.training
+    model.eval()
+    columns = []
+    try:
+        starts = range(0, len(index.videos), video_batch_size)
+        for start in tqdm(starts, desc="Scoring video-text pairs", disable=not progress):
+            videos = index.videos[start : start + video_batch_size]
+            pixel_values = processor(videos=videos, training=False)["pixel_values"].to(device)
+            scores = []
+            for begin in range(0, len(index.texts), text_batch_size):
+                ids = input_ids[begin : begin + text_batch_size]
+                mask = attention_mask[begin : begin + text_batch_size]
+                batch_scores = model.score_candidates(
+                    pixel_values,
+                    ids[None].expand(len(videos), -1, -1),
+                    mask[None].expand(len(videos), -1, -1),
+                )
+                scores.append(_as_tensor(getattr(batch_scores, "logits", batch_scores), "score_candidates").float())
+            columns.append(torch.cat(scores, dim=1).cpu())  # (b, num_texts)
+    finally:
+        model.train(was_training)
+    similarity = torch.cat(columns).T  # (num_texts, num_videos)
+    return RetrievalResult(retrieval_metrics(similarity, index.text_to_video), similarity, index.text_to_video,
+                           index.videos)  # fmt: skip

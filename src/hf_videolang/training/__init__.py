@@ -1,12 +1,13 @@
 """Training spine: the collator that decodes in DataLoader workers and the Trainer that logs every loss term."""
 
-from .collator import AnswerTargetCollator, CaptionWordsCollator, VideoTextCollator
+from .collator import AnswerTargetCollator, CaptionWordsCollator, MatchingPairsCollator, VideoTextCollator
 from .trainer import LossTermAverager, VideoTextTrainer, VideoTextTrainingArguments
 
 __all__ = [
     "AnswerTargetCollator",
     "CaptionWordsCollator",
     "LossTermAverager", 
+    "MatchingPairsCollator",
     "VideoTextCollator",
     "VideoTextTrainer",
     "VideoTextTrainingArguments",

@@ -281,6 +281,52 @@ class AnswerTargetCollator:
         batch["answer_attention_mask"] = tokens["attention_mask"]
         return batch
 
+class MatchingPairsCollator:
+    """Retrieval batches for a cross-encoder matching head with labels (ClipBERT's retrieval fine-tuning, appendix B):
+    each video with its own caption (``labels`` 1) and with ``num_negatives`` captions of other videos of the same
+    batch (``labels`` 0); the video's ``pixel_values`` row is repeated for each of its texts.
+
+    Wraps a :class:`VideoTextCollator` with ``task="retrieval"``. The authors (``itm_neg_size=1``) draw the negative
+    caption from the whole training set; here it comes from the batch, so a batch needs two distinct videos.
+
+    Returns ``pixel_values`` ``(B * (1 + k), ...)``, ``input_ids`` / ``attention_mask``, ``labels`` and ``video_ids``.
+    """
+
+    def __init__(self, collator: VideoTextCollator, num_negatives: int = 1) -> None:
+        if collator.task != "retrieval":
+            raise ValueError(f"MatchingPairsCollator wraps a task='retrieval' collator, got task={collator.task!r}")
+        if not isinstance(num_negatives, int) or num_negatives < 1:
+            raise ValueError(f"MatchingPairsCollator: num_negatives must be a positive integer, got {num_negatives!r}")
+        self.collator = collator
+        self.num_negatives = num_negatives
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> BatchFeature:
+        generator = self.collator.next_generator()
+        batch = self.collator(rows)
+        ids = batch["video_ids"]
+        size = len(ids)
+        pixel_rows, text_rows, labels = [], [], []
+        for row in range(size):
+            others = torch.nonzero(ids != ids[row]).flatten()
+            if len(others) == 0:
+                raise ValueError(
+                    "MatchingPairsCollator: every row of the batch shows the same video, so there is no negative "
+                    "caption; use a larger batch or shuffle the rows."
+                )
+            picks = others[torch.randint(len(others), (self.num_negatives,), generator=generator)].tolist()
+            pixel_rows += [row] * (1 + self.num_negatives)
+            text_rows += [row, *picks]
+            labels += [1] + [0] * self.num_negatives
+        pixel_index, text_index = torch.tensor(pixel_rows), torch.tensor(text_rows)
+        return BatchFeature({
+            "pixel_values": batch["pixel_values"][pixel_index],
+            "input_ids": batch["input_ids"][text_index],
+            "attention_mask": batch["attention_mask"][text_index],
+            "labels": torch.tensor(labels, dtype=torch.long),
+            "video_ids": ids[pixel_index],
+        })  # fmt: skip
+
+
 class CaptionWordsCollator:
     """Batches for E-ViLM's semantic VQ tokenizer (E-ViLM §3.3, Eq. 6): the frames, and as ``labels`` the multi-hot
     ``(B, vocab_size)`` words of each caption, special tokens excluded.
