@@ -1,4 +1,5 @@
-"""The Hub path end to end against the loopback Hub: `hf-videolang push` of tiny UMT, MAC, SMAUG and E-ViLM folders,
+"""The Hub path end to end against the loopback Hub: `hf-videolang push` of tiny UMT, MAC, SMAUG, E-ViLM and ClipBERT
+folders,
 then loading them back by repo id in fresh processes, with and without hf_videolang importable."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from conftest import hub_env, run_checks, run_python
 from safetensors.torch import save_file
 
+from hf_videolang.models.clipbert import ClipBertConfig, ClipBertForVideoQuestionAnswering, ClipBertProcessor
 from hf_videolang.models.evilm import EvilmConfig, EvilmForVideoQuestionAnswering, EvilmProcessor
 from hf_videolang.models.mac import MacConfig, MacForVideoTextRetrieval, MacProcessor
 from hf_videolang.models.smaug import SmaugConfig, SmaugForVideoQuestionAnswering, SmaugProcessor
@@ -26,13 +28,16 @@ SIZE, PATCH, FRAMES = 32, 8, 2
 ANSWERS = ["red", "blue", "green", "left", "right"]
 QUESTION = "what color is the square?"
 UMT_REPO, MAC_REPO, SMAUG_REPO, EVILM_REPO = "org/tiny-umt-qa", "org/tiny-mac", "org/tiny-smaug-qa", "org/tiny-evilm-qa"
+CLIPBERT_REPO = "org/tiny-clipbert-qa"
 UMT_METRICS = {"accuracy": 41.25, "accuracy_multi_frame": 30.5}
 MAC_METRICS = {"t2v_R@1": 12.5, "t2v_R@5": 50.0}
 SMAUG_METRICS = {"accuracy": 27.3, "accuracy_multi_frame": 31.4}
 EVILM_METRICS = {"accuracy": 31.5, "accuracy_multi_frame": 32.4}
+CLIPBERT_METRICS = {"accuracy": 28.6, "accuracy_multi_frame": 33.0}
 # (fixture key, repo, card source, metrics) of every pushed folder.
 PUSHES = (("umt", UMT_REPO, "umt-b16", UMT_METRICS), ("mac", MAC_REPO, "mac-b16", MAC_METRICS),
-          ("smaug", SMAUG_REPO, "smaug-b16", SMAUG_METRICS), ("evilm", EVILM_REPO, "evilm-s", EVILM_METRICS))  # fmt: skip
+          ("smaug", SMAUG_REPO, "smaug-b16", SMAUG_METRICS), ("evilm", EVILM_REPO, "evilm-s", EVILM_METRICS),
+          ("clipbert", CLIPBERT_REPO, "clipbert-base", CLIPBERT_METRICS))  # fmt: skip
 
 
 def _folder_digest(folder: Path) -> dict[str, str]:
@@ -122,6 +127,17 @@ def saved_runs(tmp_path_factory, tiny_tokenizer):
     evilm_processor.save_pretrained(evilm_dir)
     _write_run(evilm_dir.parent, "qa", evilm_dir, EVILM_METRICS)
 
+    torch.manual_seed(0)
+    clipbert = ClipBertForVideoQuestionAnswering(ClipBertConfig(
+        vision_config=dict(embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1]),
+        text_config=dict(text, num_hidden_layers=1), image_size=64, frames_per_clip=1, num_train_clips=2,
+        num_test_clips=2, answer_list=ANSWERS)).eval()  # fmt: skip
+    clipbert_processor = ClipBertProcessor.from_config(clipbert.config, tiny_tokenizer)
+    clipbert_dir = root / "clipbert_run" / "clipbert_qa"
+    clipbert.save_pretrained(clipbert_dir)
+    clipbert_processor.save_pretrained(clipbert_dir)
+    _write_run(clipbert_dir.parent, "qa", clipbert_dir, CLIPBERT_METRICS)
+
     inputs = _inputs(tiny_tokenizer)
     base_keys = ("logits_per_video", "video_embeds", "text_embeds")
     refs = root / "references"
@@ -134,9 +150,12 @@ def saved_runs(tmp_path_factory, tiny_tokenizer):
     save_file(_reference(smaug, smaug_inputs, ("logits",)), str(refs / "smaug_qa.safetensors"))
     save_file(_reference(smaug.smaug, smaug_inputs, base_keys), str(refs / "smaug_base.safetensors"))
     save_file(_reference(evilm, _inputs(tiny_tokenizer, size=64), ("logits",)), str(refs / "evilm_qa.safetensors"))
-    return {"root": root, "umt": umt_dir, "mac": mac_dir, "smaug": smaug_dir, "evilm": evilm_dir, "refs": refs,
+    save_file(_reference(clipbert, _inputs(tiny_tokenizer, size=64), ("logits",)),
+              str(refs / "clipbert_qa.safetensors"))  # fmt: skip
+    return {"root": root, "umt": umt_dir, "mac": mac_dir, "smaug": smaug_dir, "evilm": evilm_dir,
+            "clipbert": clipbert_dir, "refs": refs,
             "models": {"umt": (umt, umt_processor), "smaug": (smaug, smaug_processor),
-                       "evilm": (evilm, evilm_processor)}}  # fmt: skip
+                       "evilm": (evilm, evilm_processor), "clipbert": (clipbert, clipbert_processor)}}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +228,7 @@ def test_without_hf_videolang_auto_classes_reproduce_the_outputs_and_the_pipelin
     def model(repo, auto, ref, keys):
         return {"repo": repo, "auto": auto, "expected": str(refs / ref), "keys": keys, "inputs": inputs}
 
-    qa_repos = {"umt": UMT_REPO, "smaug": SMAUG_REPO, "evilm": EVILM_REPO}
+    qa_repos = {"umt": UMT_REPO, "smaug": SMAUG_REPO, "evilm": EVILM_REPO, "clipbert": CLIPBERT_REPO}
     spec = {
         "block_hf_videolang": True, "trust_remote_code": True,
         "models": [
@@ -220,6 +239,7 @@ def test_without_hf_videolang_auto_classes_reproduce_the_outputs_and_the_pipelin
             model(SMAUG_REPO, "AutoModel", "smaug_base.safetensors", base_keys),
             model(SMAUG_REPO, "AutoModelForVisualQuestionAnswering", "smaug_qa.safetensors", ["logits"]),
             model(EVILM_REPO, "AutoModelForVisualQuestionAnswering", "evilm_qa.safetensors", ["logits"]),
+            model(CLIPBERT_REPO, "AutoModelForVisualQuestionAnswering", "clipbert_qa.safetensors", ["logits"]),
         ],
         "pipelines": [{"repo": repo, "video": video, "question": QUESTION, "top_k": 3} for repo in qa_repos.values()],
         "snippets": [{"repo": repo, "cwd": str(tmp_path)} for _, repo, *_ in PUSHES],
@@ -230,7 +250,8 @@ def test_without_hf_videolang_auto_classes_reproduce_the_outputs_and_the_pipelin
     assert classes == [(UMT_REPO, "UmtModel"), (UMT_REPO, "UmtForVideoQuestionAnswering"), (MAC_REPO, "MacModel"),
                        (MAC_REPO, "MacForVideoTextRetrieval"), (SMAUG_REPO, "SmaugModel"),
                        (SMAUG_REPO, "SmaugForVideoQuestionAnswering"),
-                       (EVILM_REPO, "EvilmForVideoQuestionAnswering")]  # fmt: skip
+                       (EVILM_REPO, "EvilmForVideoQuestionAnswering"),
+                       (CLIPBERT_REPO, "ClipBertForVideoQuestionAnswering")]  # fmt: skip
     for loaded in report["models"]:
         assert loaded["module"].startswith("transformers_modules."), loaded
         assert all(loaded["equal"].values()), loaded  # bit for bit
