@@ -427,9 +427,13 @@ def retrieval_eval_metrics(
     model: Any, processor: Any, eval_set: datasets.Dataset, training_args: Any, **kwargs: Any
 ) -> dict[str, float]:
     """Retrieval metrics of ``model`` (a dual encoder) on ``eval_set``, prefixed ``eval_``; ``kwargs`` go to
-    :func:`~hf_videolang.evaluation.retrieval.evaluate_retrieval` (e.g. ``rerank_top_k``)."""
+    :func:`~hf_videolang.evaluation.retrieval.evaluate_retrieval` (e.g. ``rerank_top_k``).
+
+    Under several processes each rank encodes its share of the videos and texts and the embeddings are gathered
+    once; VTM re-ranking (``rerank_top_k``) needs every pair in one process, so it runs whole on every rank."""
     from hf_videolang.evaluation.retrieval import evaluate_retrieval
 
+    kwargs.setdefault("shard_across_ranks", kwargs.get("rerank_top_k") is None)
     result = evaluate_retrieval(
         model, processor, eval_set, batch_size=training_args.per_device_eval_batch_size, device=training_args.device,
         progress=not training_args.disable_tqdm, **kwargs,
