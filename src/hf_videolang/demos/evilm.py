@@ -178,7 +178,8 @@ def finetune_qa(corpus_root, output_dir, pretrained, name, seed=0, epochs=DEMO_E
 
 def finetune_retrieval(corpus_root, output_dir, pretrained, seed=0, epochs=DEMO_EPOCHS["retrieval"],
                        learning_rate=DEMO_LEARNING_RATES["retrieval"]):  # fmt: skip
-    """Retrieval fine-tuning (unimodal VTC + VTM); text->video metrics and multiple choice on the test split."""
+    """Retrieval fine-tuning (VTC on the unimodal embeddings, §4.2); text->video metrics and multiple choice (by the
+    same dot products) on the test split."""
     from transformers import set_seed
 
     from ..data import load_corpus
