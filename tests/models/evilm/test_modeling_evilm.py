@@ -392,11 +392,8 @@ def _mixin_inputs(model_class):
 
 
 class TestEvilmModels(ModelTesterMixin):
-    all_model_classes = (EvilmModel, EvilmForPreTraining, EvilmForVideoQuestionAnswering, EvilmForVideoTextRetrieval)
+    all_model_classes = (EvilmModel, EvilmForPreTraining, EvilmForVideoQuestionAnswering)
     remote_code_entry = "default"
-    # The retrieval model keeps the pre-trained VTM head for re-ranking but fine-tunes VTC alone (§4.2); the
-    # pre-training head's gradient is checked by test_pretraining_loss_is_the_sum_of_mlm_vtm_mvm_and_every_parameter_learns.
-    parameters_without_gradient = frozenset({"vtm_head.*"})
 
     def prepare_config_and_inputs(self, model_class):
         return _mixin_inputs(model_class)
@@ -405,6 +402,19 @@ class TestEvilmModels(ModelTesterMixin):
         if model_class is EvilmForPreTraining:
             return {"loss_mlm": config.mlm_weight, "loss_vtm": config.vtm_weight, "loss_mvm": config.mvm_weight}
         return None
+
+
+class TestEvilmRetrieval(ModelTesterMixin):
+    """Retrieval fine-tunes VTC on the unimodal encodings alone (§4.2): the decoder and the pre-trained VTM head
+    (kept for re-ranking) get no gradient."""
+
+    all_model_classes = (EvilmForVideoTextRetrieval,)
+    remote_code_entry = "default"
+    parameters_without_gradient = frozenset({"vtm_head.*", "evilm.layers.*", "evilm.norm.*", "evilm.cls_token",
+                                             "evilm.token_type_embeddings.*"})  # fmt: skip
+
+    def prepare_config_and_inputs(self, model_class):
+        return _mixin_inputs(model_class)
 
 
 class TestEvilmLinearProbe(ModelTesterMixin):
