@@ -15,6 +15,7 @@ from .modeling_evilm import (
     EvilmModelOutput,
     EvilmPreTrainedModel,
     codes_on_video_grid,
+    mismatched_caption_index,
     zero_masked_regions,
 )
 
@@ -36,5 +37,6 @@ __all__ = [
     "TruncatedVocabulary",
     "truncate_vocabulary",
     "codes_on_video_grid",
+    "mismatched_caption_index",
     "zero_masked_regions",
 ]
