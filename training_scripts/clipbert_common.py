@@ -8,9 +8,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import DataArguments  # noqa: F401  (re-exported for the scripts)
 from transformers import AutoModel, AutoTokenizer
 
+from common import DataArguments  # noqa: F401  (re-exported for the scripts)
 from hf_videolang.models.clipbert import ClipBertConfig, ClipBertProcessor
 
 

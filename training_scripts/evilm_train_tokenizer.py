@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
 from transformers import AutoTokenizer, CLIPVisionConfig, set_seed  # noqa: E402
 
+from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
 from hf_videolang.models.evilm import EvilmProcessor  # noqa: E402
 from hf_videolang.models.evilm_tokenizer import EvilmTokenizerConfig, EvilmVideoTokenizer  # noqa: E402
 from hf_videolang.training import CaptionWordsCollator, VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402

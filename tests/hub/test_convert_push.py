@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 
 import torch
+from safetensors.torch import save_file
+
 from conftest import hub_env, run_checks, run_python
 from models.umt.test_convert_umt import FRAMES, SIZE, _config, _random_model, _to_original
-from safetensors.torch import save_file
 
 REPO = "org/tiny-umt-converted"
 

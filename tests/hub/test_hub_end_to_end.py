@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import hub_env, run_checks, run_python
 from safetensors.torch import save_file
 
+from conftest import hub_env, run_checks, run_python
 from hf_videolang.models.clipbert import ClipBertConfig, ClipBertForVideoQuestionAnswering, ClipBertProcessor
 from hf_videolang.models.evilm import EvilmConfig, EvilmForVideoQuestionAnswering, EvilmProcessor
 from hf_videolang.models.mac import MacConfig, MacForVideoTextRetrieval, MacProcessor

@@ -449,7 +449,7 @@ class ModelTesterMixin:
                 try:
                     json.dumps(others)
                 except TypeError as error:
-                    raise AssertionError(f"non-tensor inputs must be JSON values for the remote check: {error}")
+                    raise AssertionError(f"non-tensor inputs must be JSON values for the remote check: {error}") from error
                 save_file(tensors, str(folder / "inputs.safetensors"))
                 expected = {k: v.detach().clone().contiguous() for k, v in expected.items()}  # loss may alias loss_x
                 save_file(expected, str(folder / "expected.safetensors"))

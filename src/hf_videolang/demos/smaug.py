@@ -77,9 +77,9 @@ def pretrain(corpus_root: str, output_dir: str, seed: int = 0, phases=DEMO_PRETR
 
     from ..data import load_corpus
     from ..models.smaug import SmaugProcessor
-    from .minilm import minilm_path
     from ..training import VideoTextCollator
     from ..video.transforms import CLIP_MEAN, CLIP_STD
+    from .minilm import minilm_path
 
     set_seed(seed)
     image_size = int(json.loads((Path(corpus_root) / "corpus.json").read_text())["size"])

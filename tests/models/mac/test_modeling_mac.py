@@ -487,7 +487,7 @@ def _random_vit(seed: int = 0):
                        intermediate_size=64, layer_norm_eps=1e-6, qkv_bias=True)  # fmt: skip
     vit = ViTModel(config).eval()
     with torch.no_grad():  # biases and norms off their init too, so that every mapped tensor matters
-        for name, parameter in vit.named_parameters():
+        for _name, parameter in vit.named_parameters():
             if parameter.ndim == 1:
                 parameter.add_(torch.randn_like(parameter) * 0.1)
     return vit

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-import os
 import math
+import os
 
 import pytest
 import torch
@@ -590,14 +590,11 @@ def test_for_finetuning_sets_the_authors_drop_path():
 
 # ---------------------------------------------------------------------------------------------------- shared checks
 
-from models.test_modeling_common import ModelTesterMixin  # noqa: E402
-
 from hf_videolang.models.umt import (  # noqa: E402
     UmtForVideoClassification,
     UmtForVideoTextRetrieval,
-    UmtModel,
-    UmtVisionModel,
 )
+from models.test_modeling_common import ModelTesterMixin  # noqa: E402
 
 
 def _umt_mixin_inputs(model_class):
