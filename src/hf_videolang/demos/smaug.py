@@ -367,4 +367,13 @@ def run(output_dir: str = DEFAULT_OUTPUT_DIR, seed: int = 0, num_videos: int | N
     return write_results(output_dir, results, start)
 
 
-__all__ = ["DEFAULT_OUTPUT_DIR", "DEMO_PRETRAINING", "DEMO_VISION", "draw_overview", "finetune_qa", "finetune_retrieval", "pretrain", "run"]
+__all__ = [
+    "DEFAULT_OUTPUT_DIR",
+    "DEMO_PRETRAINING",
+    "DEMO_VISION",
+    "draw_overview",
+    "finetune_qa",
+    "finetune_retrieval",
+    "pretrain",
+    "run",
+]
