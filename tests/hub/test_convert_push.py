@@ -23,7 +23,8 @@ def test_convert_push_publishes_a_checkpoint_in_the_authors_layout_that_loads_by
 
     gen = torch.Generator().manual_seed(0)
     inputs = {"pixel_values": torch.randn(2, FRAMES, 3, SIZE, SIZE, generator=gen),
-              "input_ids": torch.randint(5, 50, (2, 7), generator=gen), "attention_mask": torch.ones(2, 7, dtype=torch.long)}  # fmt: skip
+              "input_ids": torch.randint(5, 50, (2, 7), generator=gen),
+              "attention_mask": torch.ones(2, 7, dtype=torch.long)}  # fmt: skip
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the checking process runs single-threaded: the same reduction order
     try:

@@ -557,7 +557,9 @@ def test_pretraining_script_initializes_the_video_encoder_from_a_saved_vit(tmp_p
     vit = _random_vit()
     vit.save_pretrained(tmp_path / "vit")
     MacModelTester.config().save_pretrained(tmp_path / "config")
-    args = script.MacModelArguments(config_name=str(tmp_path / "config"), vision_init_name_or_path=str(tmp_path / "vit"))
+    args = script.MacModelArguments(
+        config_name=str(tmp_path / "config"), vision_init_name_or_path=str(tmp_path / "vit")
+    )
     model = script.build_model(args).eval()
     images = torch.randn(1, 3, SIZE, SIZE)
     with torch.no_grad():
