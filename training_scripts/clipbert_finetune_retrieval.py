@@ -50,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     processor = build_processor(model_args, model.config)
     train_set = load_split(data_args, "train", task="retrieval")
     eval_set = load_split(data_args, "validation", task="retrieval")
-    pairs = VideoTextCollator(processor, task="retrieval", training=True, seed=training_args.seed)
-    collator = MatchingPairsCollator(pairs, retrieval_args.num_negatives)
+    video_text_collator = VideoTextCollator(processor, task="retrieval", training=True, seed=training_args.seed)
+    collator = MatchingPairsCollator(video_text_collator, retrieval_args.num_negatives)
     trainer = VideoTextTrainer(model=model, args=training_args, train_dataset=train_set, data_collator=collator,
                                processing_class=processor, eval_task=None)  # fmt: skip
     metrics = train_and_report(trainer, training_args)
