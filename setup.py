@@ -22,7 +22,8 @@ class BuildPyWithModelCards(build_py):
                 self.copy_file(str(source), str(target / source.name))
 
 # torch is deliberately *not* pinned to a range that admits a newer CUDA build: install the CPU wheel first
-# (`pip install torch==2.13.0`), then this package. Nothing here may depend on a package that pulls a vision wheel built for another torch.
+# (`pip install torch==2.13.0`), then this package. Nothing here may depend on a package that pulls a vision wheel
+# built for another torch.
 INSTALL_REQUIRES = [
     "torch>=2.4",
     "transformers>=5.0,<6",

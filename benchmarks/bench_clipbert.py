@@ -19,9 +19,9 @@ AdamW step at batch ``--batch-size``, 8 in Fig. 5):
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` (minus what was
 allocated before the step, after a warm-up step); on CPU the peak resident set size, sampled every millisecond, of a
 fresh process per layout over its second training step, minus its RSS just before that step (activations and
-gradients; glibc's mmap threshold is fixed so that freed blocks leave the RSS). Times are medians of ``--steps`` timed iterations after
-one untimed warm-up; the settings of a comparison alternate, so that a change in machine load hits all of them.
-On a shared CPU the numbers are noisy.
+gradients; glibc's mmap threshold is fixed so that freed blocks leave the RSS). Times are medians of ``--steps`` timed
+iterations after one untimed warm-up; the settings of a comparison alternate, so that a change in machine load hits
+all of them. On a shared CPU the numbers are noisy.
 
 Sizes: ``--preset clipbert-base`` is the paper's model (ResNet-50 + BERT-base at ``--image-size`` 448), far too slow
 for a 2-core CPU; the default ``--preset cpu-small`` keeps the architecture with small widths (ResNet bottleneck
@@ -237,8 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     config = build_config(args)
     vision, text = config.vision_config, config.text_config
     sizes = dict(preset=args.preset, image_size=config.image_size, visual_tokens=config.num_visual_tokens,
-                 resnet_hidden_sizes=vision.hidden_sizes, resnet_depths=vision.depths, bert_layers=text.num_hidden_layers,
-                 bert_hidden_size=text.hidden_size, answers=args.answers)  # fmt: skip
+                 resnet_hidden_sizes=vision.hidden_sizes, resnet_depths=vision.depths,
+                 bert_layers=text.num_hidden_layers, bert_hidden_size=text.hidden_size,
+                 answers=args.answers)  # fmt: skip
     start = time.perf_counter()
     training = measure_training(args)
     inference = measure_inference(args)
@@ -268,15 +269,16 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"ClipBERT {args.preset}: L={config.image_size} ({config.grid_size}x{config.grid_size} visual tokens), "
           f"ResNet {vision.hidden_sizes} x {vision.depths}, BERT {text.num_hidden_layers} x {text.hidden_size}; "
-          f"batch {args.batch_size}, {args.device}, {torch.get_num_threads()} threads, median of {args.steps}")  # fmt: skip
+          f"batch {args.batch_size}, {args.device}, {torch.get_num_threads()} threads, "
+          f"median of {args.steps}")  # fmt: skip
     print(f"\ntraining step (forward + backward + AdamW), ClipBERT Fig. 5; memory: {memory_method}")
     print(f"  {'N x T':<8}{'seconds':>9}{'time/(N*T), 1x1 = 1':>22}{'MiB':>9}{'MiB/(N*T), 1x1 = 1':>21}")
     for n, t in TRAIN_LAYOUTS:
         name = f"{n}x{t}"
         mem = f"{memory[name]:>9.0f}{memory_per_frame[name]:>21.2f}" if memory else ""
         print(f"  {name:<8}{training[name]:>9.3f}{per_frame[name]:>22.2f}{mem}")
-    print(f"  linear fit: {float(fit[0]):.3f} s + {float(fit[1]):.3f} s x N_train (BERT per clip) + {float(fit[2]):.3f} s "
-          f"x N_train*T (CNN per frame), R^2 = {r2:.3f} (need >= {MIN_R2})")  # fmt: skip
+    print(f"  linear fit: {float(fit[0]):.3f} s + {float(fit[1]):.3f} s x N_train (BERT per clip) "
+          f"+ {float(fit[2]):.3f} s x N_train*T (CNN per frame), R^2 = {r2:.3f} (need >= {MIN_R2})")  # fmt: skip
     dense_mem = f", {memory['dense']:.0f} MiB" if memory else ""
     print(f"\ndense baseline: {DENSE_SECONDS} s x {args.dense_fps} fps = {DENSE_SECONDS * args.dense_fps} frames "
           f"({DENSE_SECONDS} clips of {args.dense_fps}): {training['dense']:.3f} s{dense_mem}; sparse 1x2 "

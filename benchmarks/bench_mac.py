@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     sdpa_ratio = inference["mac_sdpa"] / inference["timesformer"]
 
     print(f"MAC benchmark: preset={args.preset} device={args.device} frames=4 image=224 batch={args.batch_size} "
-          f"text={args.text_length} tokens steps={args.steps} (median), threads={torch.get_num_threads()}\n")  # fmt: skip
+          f"text={args.text_length} tokens steps={args.steps} (median), "
+          f"threads={torch.get_num_threads()}\n")  # fmt: skip
     rows = [
         ("visible patches per frame", str(training["0 %"]["visible_per_frame"]),
          str(training[masked_name]["visible_per_frame"]), ""),

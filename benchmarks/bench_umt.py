@@ -191,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         ("peak memory ratio (< 40 %)", "", f"{memory_ratio:.1%}", "ok" if memory_ratio < MAX_MEMORY_RATIO else "FAIL"),
         ("inference UmtVisionModel", f"{inference['umt'] * 1e3:.1f} ms", "", ""),
         ("inference VideoMAEModel", f"{inference['videomae'] * 1e3:.1f} ms", "", ""),
-        ("time ratio UMT / VideoMAE (<= 1.1x)", f"{time_ratio:.2f}x", "", "ok" if time_ratio <= MAX_TIME_RATIO else "FAIL"),
+        ("time ratio UMT / VideoMAE (<= 1.1x)", f"{time_ratio:.2f}x", "",
+         "ok" if time_ratio <= MAX_TIME_RATIO else "FAIL"),
     ]  # fmt: skip
     memory_method = "cuda.max_memory_allocated" if args.device == "cuda" else "RSS high-water growth, own process"
     print(f"UMT benchmark: preset={args.preset} device={args.device} frames={args.frames} image={args.image_size} "

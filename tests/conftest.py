@@ -53,7 +53,9 @@ def small_video(tmp_path_factory):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: optional long test (torch.compile with inductor, ...); run with RUN_SLOW=1")
+    config.addinivalue_line(
+        "markers", "slow: optional long test (torch.compile with inductor, ...); run with RUN_SLOW=1"
+    )
 
 
 def pytest_collection_modifyitems(config, items):

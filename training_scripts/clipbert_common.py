@@ -8,9 +8,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import DataArguments  # noqa: F401  (re-exported for the scripts)
 from transformers import AutoModel, AutoTokenizer
 
+from common import DataArguments  # noqa: F401  (re-exported for the scripts)
 from hf_videolang.models.clipbert import ClipBertConfig, ClipBertProcessor
 
 
@@ -58,8 +58,8 @@ class ClipArguments:
 
     def overrides(self) -> dict[str, Any]:
         """The config fields given on the command line."""
-        return {name: getattr(self, name) for name in ("num_train_clips", "frames_per_clip", "num_test_clips",
-                                                       "clip_aggregation") if getattr(self, name) is not None}  # fmt: skip
+        names = ("num_train_clips", "frames_per_clip", "num_test_clips", "clip_aggregation")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
 def build_model(model_class: type, model_args: ClipBertModelArguments, clip_args: ClipArguments | None = None,

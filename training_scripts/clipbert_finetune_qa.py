@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from clipbert_common import ClipArguments, ClipBertModelArguments, build_model, build_processor  # noqa: E402
-from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
 from transformers import set_seed  # noqa: E402
 
+from clipbert_common import ClipArguments, ClipBertModelArguments, build_model, build_processor  # noqa: E402
+from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
 from hf_videolang.models.clipbert import ClipBertForVideoQuestionAnswering  # noqa: E402
 from hf_videolang.training import VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from clipbert_common import ClipArguments, ClipBertModelArguments, build_model, build_processor  # noqa: E402
-from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
 from transformers import set_seed  # noqa: E402
 
+from clipbert_common import ClipArguments, ClipBertModelArguments, build_model, build_processor  # noqa: E402
+from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
 from hf_videolang.evaluation.retrieval import evaluate_matching_retrieval  # noqa: E402
 from hf_videolang.models.clipbert import ClipBertForVideoTextRetrieval  # noqa: E402
 from hf_videolang.training import (  # noqa: E402
@@ -50,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     processor = build_processor(model_args, model.config)
     train_set = load_split(data_args, "train", task="retrieval")
     eval_set = load_split(data_args, "validation", task="retrieval")
-    collator = MatchingPairsCollator(VideoTextCollator(processor, task="retrieval", training=True,
-                                                       seed=training_args.seed), retrieval_args.num_negatives)  # fmt: skip
+    video_text_collator = VideoTextCollator(processor, task="retrieval", training=True, seed=training_args.seed)
+    collator = MatchingPairsCollator(video_text_collator, retrieval_args.num_negatives)
     trainer = VideoTextTrainer(model=model, args=training_args, train_dataset=train_set, data_collator=collator,
                                processing_class=processor, eval_task=None)  # fmt: skip
     metrics = train_and_report(trainer, training_args)

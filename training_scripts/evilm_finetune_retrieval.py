@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from transformers import set_seed  # noqa: E402
+
 from common import (  # noqa: E402
     DataArguments,
     load_split,
@@ -24,8 +26,6 @@ from common import (  # noqa: E402
     train_and_report,
 )
 from evilm_common import EvilmModelArguments, load_processor  # noqa: E402
-from transformers import set_seed  # noqa: E402
-
 from hf_videolang.models.evilm import EvilmForVideoTextRetrieval  # noqa: E402
 from hf_videolang.training import VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
 

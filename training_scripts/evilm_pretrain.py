@@ -16,10 +16,10 @@ from collections.abc import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
-from evilm_common import EvilmModelArguments, load_processor, new_model_and_processor  # noqa: E402
 from transformers import set_seed  # noqa: E402
 
+from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
+from evilm_common import EvilmModelArguments, load_processor, new_model_and_processor  # noqa: E402
 from hf_videolang.models.evilm import EvilmForPreTraining  # noqa: E402
 from hf_videolang.models.evilm_tokenizer import EvilmVideoTokenizer  # noqa: E402
 from hf_videolang.training import VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402

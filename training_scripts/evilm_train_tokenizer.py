@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
 from transformers import AutoTokenizer, CLIPVisionConfig, set_seed  # noqa: E402
 
+from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
 from hf_videolang.models.evilm import EvilmProcessor  # noqa: E402
 from hf_videolang.models.evilm_tokenizer import EvilmTokenizerConfig, EvilmVideoTokenizer  # noqa: E402
 from hf_videolang.training import CaptionWordsCollator, VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
@@ -35,14 +35,17 @@ class TokenizerArguments:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    tok_args, data_args, training_args = parse_args((TokenizerArguments, DataArguments, VideoTextTrainingArguments), argv)
+    tok_args, data_args, training_args = parse_args(
+        (TokenizerArguments, DataArguments, VideoTextTrainingArguments), argv
+    )
     setup_logging(training_args)
     set_seed(training_args.seed)
     text_tokenizer = AutoTokenizer.from_pretrained(tok_args.tokenizer_name)
     vision = CLIPVisionConfig.from_pretrained(tok_args.clip_vision_name_or_path) if tok_args.clip_vision_name_or_path \
         else CLIPVisionConfig(patch_size=16)  # fmt: skip
     config = EvilmTokenizerConfig(vision_config=vision.to_dict(), codebook_size=tok_args.codebook_size,
-                                  vocab_size=len(text_tokenizer), dead_code_threshold=tok_args.dead_code_threshold)  # fmt: skip
+                                  vocab_size=len(text_tokenizer),
+                                  dead_code_threshold=tok_args.dead_code_threshold)  # fmt: skip
     if tok_args.clip_vision_name_or_path:
         model = EvilmVideoTokenizer.from_clip_vision(config, tok_args.clip_vision_name_or_path)
     else:
@@ -51,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                                mask_ratio=0.0, num_frames=data_args.num_frames or 4)  # fmt: skip
     collator = CaptionWordsCollator(VideoTextCollator(processor, task="retrieval", training=True,
                                                       seed=training_args.seed))  # fmt: skip
-    trainer = VideoTextTrainer(model=model, args=training_args, train_dataset=load_split(data_args, "train", "retrieval"),
+    train_set = load_split(data_args, "train", "retrieval")
+    trainer = VideoTextTrainer(model=model, args=training_args, train_dataset=train_set,
                                data_collator=collator)  # fmt: skip
     metrics = train_and_report(trainer, training_args, ("loss_token", "loss_codebook", "loss_commitment"))
     return report_and_save(trainer, model, processor, metrics)

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from transformers import AutoTokenizer, set_seed  # noqa: E402
+
 from common import (  # noqa: E402
     DataArguments,
     load_split,
@@ -36,8 +38,6 @@ from common import (  # noqa: E402
     setup_logging,
     train_and_report,
 )
-from transformers import AutoTokenizer, set_seed  # noqa: E402
-
 from hf_videolang.models.mac import MacConfig, MacForVideoTextRetrieval, MacProcessor  # noqa: E402
 from hf_videolang.training import VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from common import DataArguments  # noqa: F401  (re-exported for the scripts)
 from transformers import AutoTokenizer
 
+from common import DataArguments  # noqa: F401  (re-exported for the scripts)
 from hf_videolang.models.smaug import SmaugConfig, SmaugProcessor
 
 

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
-from smaug_common import SmaugModelArguments, build_model, build_processor  # noqa: E402
 from transformers import set_seed  # noqa: E402
 
+from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
 from hf_videolang.evaluation.qa import evaluate_qa  # noqa: E402
 from hf_videolang.models.smaug import SmaugConfig, SmaugForVideoQuestionAnswering  # noqa: E402
 from hf_videolang.training import (  # noqa: E402
@@ -30,6 +29,7 @@ from hf_videolang.training import (  # noqa: E402
     VideoTextTrainer,
     VideoTextTrainingArguments,
 )
+from smaug_common import SmaugModelArguments, build_model, build_processor  # noqa: E402
 
 
 @dataclass

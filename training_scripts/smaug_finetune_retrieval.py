@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from transformers import set_seed  # noqa: E402
+
 from common import (  # noqa: E402
     DataArguments,
     load_split,
@@ -26,11 +28,9 @@ from common import (  # noqa: E402
     setup_logging,
     train_and_report,
 )
-from smaug_common import SmaugModelArguments, build_model, build_processor  # noqa: E402
-from transformers import set_seed  # noqa: E402
-
 from hf_videolang.models.smaug import SmaugForVideoTextRetrieval  # noqa: E402
 from hf_videolang.training import VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
+from smaug_common import SmaugModelArguments, build_model, build_processor  # noqa: E402
 
 LOSS_TERMS = ("loss_vtc", "loss_vtm")
 

@@ -25,6 +25,8 @@ import datasets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from transformers import set_seed  # noqa: E402
+
 from common import (  # noqa: E402
     DataArguments,
     ModelArguments,
@@ -37,8 +39,6 @@ from common import (  # noqa: E402
     setup_logging,
     train_and_report,
 )
-from transformers import set_seed  # noqa: E402
-
 from hf_videolang.evaluation.qa import evaluate_qa  # noqa: E402
 from hf_videolang.models.umt import UmtForVideoQuestionAnswering  # noqa: E402
 from hf_videolang.training import (  # noqa: E402

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from transformers import set_seed  # noqa: E402
+
 from common import (  # noqa: E402
     DataArguments,
     ModelArguments,
@@ -35,8 +37,6 @@ from common import (  # noqa: E402
     setup_logging,
     train_and_report,
 )
-from transformers import set_seed  # noqa: E402
-
 from hf_videolang.models.umt import UmtForPreTraining  # noqa: E402
 from hf_videolang.training import VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
 

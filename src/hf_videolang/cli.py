@@ -111,7 +111,9 @@ def _add_convert_parser(sub) -> None:
     convert.add_argument("--card", default=None, help="card source for the push (default: --preset)")
     convert.add_argument("--private", action="store_true", help="create the repository as private")
     convert.add_argument("--record-dir", default="hub_uploads", help="where the JSON record of the push goes")
-    convert.add_argument("--allow-pickle", action="store_true", help="torch.load(weights_only=False): trusted files only")
+    convert.add_argument(
+        "--allow-pickle", action="store_true", help="torch.load(weights_only=False): trusted files only"
+    )
     convert.set_defaults(func=_convert)
 
 

@@ -24,7 +24,9 @@ class PresetMixin:
     def from_preset(cls, name: str, **overrides: Any):
         """Build the preset `name`, with `overrides` replacing (or, for sub-config dicts, updating) its fields."""
         if name not in cls.presets:
-            raise ValueError(f"{cls.__name__}.from_preset: unknown preset {name!r}; choose one of {sorted(cls.presets)}.")
+            raise ValueError(
+                f"{cls.__name__}.from_preset: unknown preset {name!r}; choose one of {sorted(cls.presets)}."
+            )
         kwargs = copy.deepcopy(cls.presets[name])
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(kwargs.get(key), dict):

@@ -3,7 +3,8 @@
 ``python check_hub_models.py SPEC.json``; the spec::
 
     {"block_hf_videolang": bool, "trust_remote_code": bool,
-     "models": [{"repo": "org/name", "auto": "AutoModel", "expected": "ref.safetensors", "keys": [...], "inputs": [...]}],
+     "models": [{"repo": "org/name", "auto": "AutoModel", "expected": "ref.safetensors", "keys": [...],
+                 "inputs": [...]}],
      "pipelines": [{"repo": ..., "video": ..., "question": ..., "top_k": 3}],
      "snippets": [{"repo": ..., "cwd": folder holding video.mp4}],
      "cards": ["org/name", ...]}

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 
 import torch
+from safetensors.torch import save_file
+
 from conftest import hub_env, run_checks, run_python
 from models.umt.test_convert_umt import FRAMES, SIZE, _config, _random_model, _to_original
-from safetensors.torch import save_file
 
 REPO = "org/tiny-umt-converted"
 
@@ -22,7 +23,8 @@ def test_convert_push_publishes_a_checkpoint_in_the_authors_layout_that_loads_by
 
     gen = torch.Generator().manual_seed(0)
     inputs = {"pixel_values": torch.randn(2, FRAMES, 3, SIZE, SIZE, generator=gen),
-              "input_ids": torch.randint(5, 50, (2, 7), generator=gen), "attention_mask": torch.ones(2, 7, dtype=torch.long)}  # fmt: skip
+              "input_ids": torch.randint(5, 50, (2, 7), generator=gen),
+              "attention_mask": torch.ones(2, 7, dtype=torch.long)}  # fmt: skip
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the checking process runs single-threaded: the same reduction order
     try:

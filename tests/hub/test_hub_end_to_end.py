@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import hub_env, run_checks, run_python
 from safetensors.torch import save_file
 
+from conftest import hub_env, run_checks, run_python
 from hf_videolang.models.clipbert import ClipBertConfig, ClipBertForVideoQuestionAnswering, ClipBertProcessor
 from hf_videolang.models.evilm import EvilmConfig, EvilmForVideoQuestionAnswering, EvilmProcessor
 from hf_videolang.models.mac import MacConfig, MacForVideoTextRetrieval, MacProcessor
@@ -301,7 +301,8 @@ def test_with_hf_videolang_automodel_loads_without_the_flag_and_the_card_shows_t
     assert metrics == UMT_METRICS
     dataset = entry["results"][0]["dataset"]
     assert "synthetic" in dataset["name"] and dataset["split"] == "test"
-    assert "## Deviations" in umt_card["text"] and "## Quick start" in umt_card["text"] and "<repo id>" not in umt_card["text"]
+    assert "## Deviations" in umt_card["text"] and "## Quick start" in umt_card["text"]
+    assert "<repo id>" not in umt_card["text"]
     assert "| accuracy |" in umt_card["text"] or "| accuracy | 41.25 |" in umt_card["text"]
     mac_card = report["cards"][MAC_REPO]
     assert mac_card["data"]["pipeline_tag"] == "feature-extraction"
@@ -325,7 +326,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.skipif(_olah_cli() is None, reason="optional: needs olah (`pip install olah`, or HF_VIDEOLANG_OLAH=its olah-cli)")
+@pytest.mark.skipif(
+    _olah_cli() is None, reason="optional: needs olah (`pip install olah`, or HF_VIDEOLANG_OLAH=its olah-cli)"
+)
 def test_olah_serves_the_same_repository_and_snapshot_download_gets_identical_files(pushed, loopback_hub, tmp_path):
     # olah, a real Hub mirror, serves local git repositories offline: mirror the pushed repository's files into one.
     mirror = tmp_path / "mirrors" / "models" / UMT_REPO

@@ -18,7 +18,8 @@ def test_card_front_matter_fields_and_deviations_without_results(name):
     assert isinstance(card, ModelCard)
     data = card.data.to_dict()
     assert data["library_name"] == "transformers"
-    assert data["pipeline_tag"] == "visual-question-answering"  # the Hub task the source's video-question-answering maps to
+    # The Hub task the source's video-question-answering maps to.
+    assert data["pipeline_tag"] == "visual-question-answering"
     assert data["base_model"].startswith("openai/clip-vit-")
     assert "umt" in data["tags"] and data["license"] == "apache-2.0"
     assert "model-index" not in data and "model-index" not in card.content
@@ -60,4 +61,5 @@ def test_bad_results_and_hand_written_numbers_are_refused(tmp_path):
 
 def test_default_cards_dir_holds_umt_sources():
     folder = default_cards_dir()
-    assert {"umt-b16.md", "umt-b16.yaml", "umt-l16.md", "umt-l16.yaml", "README.md"} <= {p.name for p in folder.iterdir()}
+    expected = {"umt-b16.md", "umt-b16.yaml", "umt-l16.md", "umt-l16.yaml", "README.md"}
+    assert expected <= {p.name for p in folder.iterdir()}

@@ -209,7 +209,9 @@ def test_rewrites_absolute_relative_reexported_submodule_and_nested_imports(tmp_
 
 
 def test_bare_package_import_is_refused_with_file_and_line(tmp_path, monkeypatch):
-    package = _fake_package(tmp_path, {"__init__.py": "", "util.py": "", "modeling_x.py": "\nimport hf_videolang.util\n"})
+    package = _fake_package(
+        tmp_path, {"__init__.py": "", "util.py": "", "modeling_x.py": "\nimport hf_videolang.util\n"}
+    )
     monkeypatch.setattr(remote_code, "_package_root", lambda: package)
     with pytest.raises(RemoteCodeError, match=r"modeling_x.py:2: `import hf_videolang.util`"):
         collect_remote_code(["hf_videolang.modeling_x"])

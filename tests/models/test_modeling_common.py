@@ -234,7 +234,9 @@ class ModelTesterMixin:
         return copy.deepcopy(config), dict(inputs)
 
     @staticmethod
-    def _build(model_class: type[PreTrainedModel], config: PreTrainedConfig, seed: int = 0, **kwargs) -> PreTrainedModel:
+    def _build(
+        model_class: type[PreTrainedModel], config: PreTrainedConfig, seed: int = 0, **kwargs
+    ) -> PreTrainedModel:
         torch.manual_seed(seed)
         if kwargs:
             return model_class._from_config(copy.deepcopy(config), **kwargs)
@@ -381,10 +383,14 @@ class ModelTesterMixin:
         if not self.test_attentions:
             pytest.skip("test_attentions = False")
         # As in transformers, attention maps need the eager kernel (SDPA never materializes them).
-        checked = self._check_optional_outputs(model_class, "output_attentions", "attentions", attn_implementation="eager")
+        checked = self._check_optional_outputs(
+            model_class, "output_attentions", "attentions", attn_implementation="eager"
+        )
         for path, maps in checked:
             for i, probs in enumerate(maps):
-                assert probs.ndim == 4, f"{path}[{i}]: expected (batch or groups, heads, queries, keys), got {probs.shape}"
+                assert probs.ndim == 4, (
+                    f"{path}[{i}]: expected (batch or groups, heads, queries, keys), got {probs.shape}"
+                )
                 rows = probs.sum(-1)
                 assert torch.allclose(rows, torch.ones_like(rows), atol=1e-5), f"{path}[{i}]: rows do not sum to 1"
 
@@ -449,7 +455,9 @@ class ModelTesterMixin:
                 try:
                     json.dumps(others)
                 except TypeError as error:
-                    raise AssertionError(f"non-tensor inputs must be JSON values for the remote check: {error}")
+                    raise AssertionError(
+                        f"non-tensor inputs must be JSON values for the remote check: {error}"
+                    ) from error
                 save_file(tensors, str(folder / "inputs.safetensors"))
                 expected = {k: v.detach().clone().contiguous() for k, v in expected.items()}  # loss may alias loss_x
                 save_file(expected, str(folder / "expected.safetensors"))

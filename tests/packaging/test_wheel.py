@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                             "--wheel-dir", str(out), str(ROOT)], capture_output=True, text=True, timeout=300)  # fmt: skip
+                             "--wheel-dir", str(out), str(ROOT)],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
     if result.returncode != 0 and "No module named" in result.stderr:
         pytest.skip(f"cannot build a wheel here: {result.stderr.strip().splitlines()[-1]}")
     assert result.returncode == 0, result.stderr[-3000:]

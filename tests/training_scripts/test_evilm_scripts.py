@@ -48,8 +48,9 @@ def setup(tmp_path_factory, tiny_tokenizer):
     ).save_pretrained(root / "config")  # fmt: skip
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    CLIPVisionModel(CLIPVisionConfig(image_size=32, patch_size=16, hidden_size=32, intermediate_size=64,
-                                     num_hidden_layers=1, num_attention_heads=4)).save_pretrained(root / "clip")  # fmt: skip
+    clip = CLIPVisionModel(CLIPVisionConfig(image_size=32, patch_size=16, hidden_size=32, intermediate_size=64,
+                                            num_hidden_layers=1, num_attention_heads=4))  # fmt: skip
+    clip.save_pretrained(root / "clip")
     return root
 
 

@@ -83,8 +83,10 @@ def load_minilm(model, text_source: str) -> list[str]:
 
 
 def pretrain(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = DEMO_EPOCHS["pretrain"][0],
-             learning_rate: float = DEMO_EPOCHS["pretrain"][1], logging_steps: int | float = 0.05) -> dict[str, Any]:  # fmt: skip
-    """Stage 2: MLM + ITM on (single frame, caption) pairs; saves model and processor to ``output_dir/clipbert_pretrain``."""
+             learning_rate: float = DEMO_EPOCHS["pretrain"][1],
+             logging_steps: int | float = 0.05) -> dict[str, Any]:  # fmt: skip
+    """Stage 2: MLM + ITM on (single frame, caption) pairs; saves model and processor to
+    ``output_dir/clipbert_pretrain``."""
     from transformers import AutoTokenizer, set_seed
 
     from ..data import load_corpus
@@ -186,7 +188,8 @@ def finetune_retrieval(corpus_root: str, output_dir: str, seed: int = 0, epochs:
 
 
 def finetune_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = DEMO_EPOCHS["qa"][0],
-                learning_rate: float = DEMO_EPOCHS["qa"][1], logging_steps: int | float = 0.05) -> dict[str, Any]:  # fmt: skip
+                learning_rate: float = DEMO_EPOCHS["qa"][1],
+                logging_steps: int | float = 0.05) -> dict[str, Any]:  # fmt: skip
     """Stage 3-5 for QA: 2x2 sparse training of the answer MLP, accuracy with N_test = 1 and 4 next to chance and the
     blind per-type prior; save, ``AutoModel`` reload, one answer through the pipeline."""
     from transformers import AutoModel, pipeline, set_seed
@@ -212,7 +215,9 @@ def finetune_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: float 
     metrics, eval_seconds = {}, {}
     for num_clips, test_processor in _test_processors(source).items():
         begin = time.perf_counter()
-        qa = evaluate_qa(model, test_processor, test_set, batch_size=32, subsets={"multi_frame": "needs_multiple_frames"})
+        qa = evaluate_qa(
+            model, test_processor, test_set, batch_size=32, subsets={"multi_frame": "needs_multiple_frames"}
+        )
         metrics[f"n_test_{num_clips}"] = qa.metrics
         eval_seconds[f"n_test_{num_clips}"] = round(time.perf_counter() - begin, 1)
     multi = [row for row, flag in enumerate(test_set["needs_multiple_frames"]) if flag]
@@ -240,7 +245,8 @@ def finetune_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: float 
                            f"{max_abs_diff})")  # fmt: skip
     answerer = pipeline("video-question-answering", model=folder)
     answer = answerer(video=example["video"], question=example["question"], top_k=3, num_clips=max(DEMO_TEST_CLIPS),
-                      num_frames=model.config.frames_per_clip, clip_aggregation=model.config.clip_aggregation)  # fmt: skip
+                      num_frames=model.config.frames_per_clip,
+                      clip_aggregation=model.config.clip_aggregation)  # fmt: skip
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return {
         "train_seconds": train_seconds,
@@ -320,7 +326,8 @@ def run(output_dir: str = DEFAULT_OUTPUT_DIR, seed: int = 0, num_videos: int | N
     print("[3/5] QA fine-tuning, sparse 2x2 clips, LogSumExp; evaluation with N_test = 1 and 4; save, AutoModel "
           "reload, pipeline('video-question-answering')")  # fmt: skip
     results["qa"] = finetune_qa(corpus_root, output_dir, seed, *stages["qa"], logging_steps=logging_steps)
-    print("[4/5] retrieval fine-tuning from the QA model, sparse 2x2 clips, LogSumExp; evaluation with N_test = 1 and 4")
+    print("[4/5] retrieval fine-tuning from the QA model, sparse 2x2 clips, LogSumExp; "
+          "evaluation with N_test = 1 and 4")
     results["retrieval"] = finetune_retrieval(corpus_root, output_dir, seed, *stages["retrieval"],
                                               logging_steps=logging_steps)  # fmt: skip
     print("[5/5] results")
@@ -331,4 +338,5 @@ def run(output_dir: str = DEFAULT_OUTPUT_DIR, seed: int = 0, num_videos: int | N
 
 
 __all__ = ["DEFAULT_OUTPUT_DIR", "DEMO_EPOCHS", "DEMO_VISION", "build_config", "check_requirements",
-           "finetune_qa", "finetune_retrieval", "first_caption_per_video", "load_minilm", "pretrain", "run"]  # fmt: skip
+           "finetune_qa", "finetune_retrieval", "first_caption_per_video", "load_minilm", "pretrain",
+           "run"]  # fmt: skip

@@ -77,9 +77,9 @@ def pretrain(corpus_root: str, output_dir: str, seed: int = 0, phases=DEMO_PRETR
 
     from ..data import load_corpus
     from ..models.smaug import SmaugProcessor
-    from .minilm import minilm_path
     from ..training import VideoTextCollator
     from ..video.transforms import CLIP_MEAN, CLIP_STD
+    from .minilm import minilm_path
 
     set_seed(seed)
     image_size = int(json.loads((Path(corpus_root) / "corpus.json").read_text())["size"])
@@ -367,4 +367,13 @@ def run(output_dir: str = DEFAULT_OUTPUT_DIR, seed: int = 0, num_videos: int | N
     return write_results(output_dir, results, start)
 
 
-__all__ = ["DEFAULT_OUTPUT_DIR", "DEMO_PRETRAINING", "DEMO_VISION", "draw_overview", "finetune_qa", "finetune_retrieval", "pretrain", "run"]
+__all__ = [
+    "DEFAULT_OUTPUT_DIR",
+    "DEMO_PRETRAINING",
+    "DEMO_VISION",
+    "draw_overview",
+    "finetune_qa",
+    "finetune_retrieval",
+    "pretrain",
+    "run",
+]

@@ -239,8 +239,8 @@ def build_retrieval_compute_metrics(
         text = _l2_normalize(_to_numpy(predictions[t_index]).astype(np.float64))
         if video.ndim != 2 or video.shape != text.shape:
             raise ValueError(
-                f"predictions[{v_index}] {video.shape} and predictions[{t_index}] {text.shape} must be (N, D) video and "
-                "text embeddings of the same shape; pass video_index= / text_index= to pick them."
+                f"predictions[{v_index}] {video.shape} and predictions[{t_index}] {text.shape} must be (N, D) "
+                "video and text embeddings of the same shape; pass video_index= / text_index= to pick them."
             )
         mapping = text_to_video
         label_ids = getattr(eval_pred, "label_ids", None)

@@ -180,7 +180,9 @@ def render_model_card(
     body_path, data_path = find_card_source(source, cards_dir)
     body = body_path.read_text(encoding="utf-8").strip() + "\n"
     if body.startswith("---"):
-        raise CardSourceError(f"{body_path}: the body must not have YAML front matter; put card data in {data_path.name}.")
+        raise CardSourceError(
+            f"{body_path}: the body must not have YAML front matter; put card data in {data_path.name}."
+        )
     if not _DEVIATIONS_HEADING.search(body):
         raise CardSourceError(f"{body_path}: a card must have a 'Deviations' section (a '## Deviations' heading).")
     data = {**load_card_data(data_path), **(card_data or {})}

@@ -56,8 +56,10 @@ _HEAD_BYTES = 1 << 16
 #: Largest compressed member decompressed to look inside (a ``.pt.gz`` of a torch zip archive).
 _MAX_INFLATE = 1 << 30
 #: The synthetic corpus results come from (hf_videolang.data.make_corpus), named as such on the card.
-SYNTHETIC_DATASET = {"dataset_type": "hf-videolang/synthetic-moving-shapes",
-                     "dataset_name": "hf-videolang built-in synthetic corpus (moving shapes; synthetic, not a benchmark)"}  # fmt: skip
+SYNTHETIC_DATASET = {
+    "dataset_type": "hf-videolang/synthetic-moving-shapes",
+    "dataset_name": "hf-videolang built-in synthetic corpus (moving shapes; synthetic, not a benchmark)",
+}
 
 
 class PushError(ValueError):
@@ -259,7 +261,10 @@ def add_remote_code(staging: Path) -> dict[str, Any]:
     if has_processor:
         auto_map["AutoProcessor"] = class_reference(processor_class)
         processor_config = _read_json(staging / "processor_config.json")
-        processor_config["auto_map"] = {**processor_config.get("auto_map", {}), "AutoProcessor": auto_map["AutoProcessor"]}
+        processor_config["auto_map"] = {
+            **processor_config.get("auto_map", {}),
+            "AutoProcessor": auto_map["AutoProcessor"],
+        }
         _write_json(staging / "processor_config.json", processor_config)
     custom_pipelines = {
         task: {"impl": class_reference(impl), "pt": [name for name in auto_names if name in models],

@@ -270,7 +270,8 @@ def registered_auto_classes(config_class: type) -> dict[str, type]:
     found = {}
     for name in sorted(dir(modeling_auto)):
         auto = getattr(modeling_auto, name)
-        if not (name.startswith("Auto") and isinstance(auto, type) and issubclass(auto, auto_factory._BaseAutoModelClass)):
+        is_model_auto = isinstance(auto, type) and issubclass(auto, auto_factory._BaseAutoModelClass)
+        if not (name.startswith("Auto") and is_model_auto):
             continue
         model_class = auto._model_mapping._extra_content.get(config_class)
         if model_class is not None and _is_ours(model_class.__module__):

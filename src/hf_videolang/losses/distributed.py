@@ -68,7 +68,9 @@ def gather_rows(x: torch.Tensor, num_rows: int) -> torch.Tensor:
         padded = padded.cuda()
     gathered = padded.new_empty((world_size * longest, *x.shape[1:]))
     dist.all_gather_single(gathered, padded.contiguous())
-    pieces = [gathered[r * longest : r * longest + len(shard_range(num_rows, r, world_size))] for r in range(world_size)]
+    pieces = [
+        gathered[r * longest : r * longest + len(shard_range(num_rows, r, world_size))] for r in range(world_size)
+    ]
     return torch.cat(pieces).to(x.device)
 
 

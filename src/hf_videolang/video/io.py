@@ -48,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, BinaryIO, Union
+from typing import Any, BinaryIO
 
 import av
 import numpy as np
@@ -72,8 +72,10 @@ __all__ = [
     "read_video_metadata",
 ]
 
-VideoSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np.ndarray, torch.Tensor,
-                    Sequence[Image.Image], Sequence[np.ndarray]]
+VideoSource = (
+    str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | np.ndarray | torch.Tensor
+    | Sequence[Image.Image] | Sequence[np.ndarray]
+)
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds one :func:`read_video_metadata` / :func:`read_frames` call may take before it raises."""
@@ -222,7 +224,7 @@ def _is_decoded(src: Any) -> bool:
 
 # Non-seekable file objects are read once; the bytes are kept while the object lives, so that metadata and frames
 # can both be read from it (the processor and the pipeline make two calls).
-_UNSEEKABLE_BYTES: "weakref.WeakKeyDictionary[Any, bytes]" = weakref.WeakKeyDictionary()
+_UNSEEKABLE_BYTES: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
 
 
 def _seekable(file: Any) -> bool:

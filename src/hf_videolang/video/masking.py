@@ -20,14 +20,14 @@ import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import torch
 
 IGNORE_INDEX = -100
 """Label of tokens that are not predicted (ignored by ``torch.nn.CrossEntropyLoss``)."""
 
-GridSize = Union[int, Sequence[int]]
+GridSize = int | Sequence[int]
 """Patch grid of one frame: ``int`` for a square grid, or ``(h, w)``."""
 
 
@@ -464,7 +464,7 @@ _MASKERS: dict[str, type] = {
     "semantic": SemanticMasker,
 }
 
-Masker = Union[TubeMasker, RandomMasker, BlockMasker, SemanticMasker]
+Masker = TubeMasker | RandomMasker | BlockMasker | SemanticMasker
 
 
 def build_masker(mask_type: str, **kwargs: Any) -> Masker:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ CLIP_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
 """Per-channel RGB standard deviation used by OpenAI CLIP on the [0, 1] scale."""
 
-Size = Union[int, Sequence[int]]
+Size = int | Sequence[int]
 """An output size: ``int`` for a square ``(size, size)``, or ``(height, width)``."""
 
 _MODES = ("crop", "pad")

@@ -16,7 +16,7 @@ frames of such files then differ by compression noise, not by content.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import av
 import numpy as np

@@ -8,7 +8,6 @@ import torch
 from hf_videolang.models.clipbert import ClipBertConfig, ClipBertProcessor
 
 
-
 def test_defaults_follow_the_paper(tiny_tokenizer):
     processor = ClipBertProcessor(tiny_tokenizer)
     assert (processor.train_sampling, processor.eval_sampling) == ("clips", "clips")
@@ -71,9 +70,9 @@ def processor_metadata(path):
 
 
 def test_pipeline_answers_from_the_answer_list_with_logsumexp_over_clips(tiny_tokenizer, small_video):
-    import hf_videolang  # noqa: F401  (registers the pipeline)
     from transformers import pipeline
 
+    import hf_videolang  # noqa: F401  (registers the pipeline)
     from hf_videolang.models.clipbert import ClipBertForVideoQuestionAnswering, aggregate_clip_scores
 
     path, _ = small_video

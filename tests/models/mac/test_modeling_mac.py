@@ -487,7 +487,7 @@ def _random_vit(seed: int = 0):
                        intermediate_size=64, layer_norm_eps=1e-6, qkv_bias=True)  # fmt: skip
     vit = ViTModel(config).eval()
     with torch.no_grad():  # biases and norms off their init too, so that every mapped tensor matters
-        for name, parameter in vit.named_parameters():
+        for _name, parameter in vit.named_parameters():
             if parameter.ndim == 1:
                 parameter.add_(torch.randn_like(parameter) * 0.1)
     return vit
@@ -557,7 +557,9 @@ def test_pretraining_script_initializes_the_video_encoder_from_a_saved_vit(tmp_p
     vit = _random_vit()
     vit.save_pretrained(tmp_path / "vit")
     MacModelTester.config().save_pretrained(tmp_path / "config")
-    args = script.MacModelArguments(config_name=str(tmp_path / "config"), vision_init_name_or_path=str(tmp_path / "vit"))
+    args = script.MacModelArguments(
+        config_name=str(tmp_path / "config"), vision_init_name_or_path=str(tmp_path / "vit")
+    )
     model = script.build_model(args).eval()
     images = torch.randn(1, 3, SIZE, SIZE)
     with torch.no_grad():

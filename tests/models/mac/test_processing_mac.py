@@ -8,7 +8,6 @@ from hf_videolang.models.mac import MacConfig, MacForVideoTextRetrieval, MacProc
 from hf_videolang.training import VideoTextCollator
 
 
-
 def _tiny_config(vocab_size: int = 100, **overrides) -> MacConfig:
     """Video encoder of width 32 (2 blocks, 2 frames of 32 px, patch 8), 1-layer DistilBERT of width 32."""
     vision = dict(image_size=32, patch_size=8, num_frames=2, hidden_size=32, num_hidden_layers=2,

@@ -143,7 +143,8 @@ def test_multi_modality_checkpoint_round_trips_exactly(tmp_path):
     source = _random_model(stage=2)
     original = _to_original(source.state_dict(), "multi")
     # The authors' BERT stores the (tied) decoder weight and the old position_ids buffer too.
-    original["text_encoder.cls.predictions.decoder.weight"] = original["text_encoder.bert.embeddings.word_embeddings.weight"]
+    word_embeddings = original["text_encoder.bert.embeddings.word_embeddings.weight"]
+    original["text_encoder.cls.predictions.decoder.weight"] = word_embeddings
     original["text_encoder.bert.embeddings.position_ids"] = torch.arange(16).unsqueeze(0)
     path = tmp_path / "umt_multi.pth"
     torch.save({"model": original, "epoch": 3}, path)

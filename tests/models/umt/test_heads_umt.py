@@ -412,7 +412,10 @@ def test_every_model_returns_hidden_states_attentions_and_tuples(cls):
     assert len(vision.hidden_states) == 3 and vision.hidden_states[0].shape == (2, FRAMES * 16, 32)
     assert len(vision.attentions) == 2 and vision.attentions[0].shape == (2, 4, FRAMES * 16, FRAMES * 16)
     assert isinstance(as_tuple, tuple)
-    first = out.logits_per_video if cls is UmtModel else (out.logits_per_text if cls is UmtForVideoTextRetrieval else out.loss)
+    if cls is UmtModel:
+        first = out.logits_per_video
+    else:
+        first = out.logits_per_text if cls is UmtForVideoTextRetrieval else out.loss
     torch.testing.assert_close(as_tuple[0], first)
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-import os
 import math
+import os
 
 import pytest
 import torch
@@ -452,7 +452,8 @@ def test_mlm_loss_equals_the_cross_entropy_of_the_full_vocabulary_head():
     with torch.no_grad():
         video_states = model.umt.vision_model(inputs["pixel_values"], bool_masked_pos=mask).last_hidden_state
         text = model.umt.encode_text(inputs["mlm_input_ids"], inputs["attention_mask"])
-        logits = model.mlm_head(model.umt.encode_multimodal(text, inputs["attention_mask"], video_states))  # every position
+        # Logits at every position.
+        logits = model.mlm_head(model.umt.encode_multimodal(text, inputs["attention_mask"], video_states))
     expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), inputs["mlm_labels"].flatten())
     torch.testing.assert_close(out.loss_mlm, expected, rtol=1e-5, atol=1e-6)
 
@@ -590,14 +591,11 @@ def test_for_finetuning_sets_the_authors_drop_path():
 
 # ---------------------------------------------------------------------------------------------------- shared checks
 
-from models.test_modeling_common import ModelTesterMixin  # noqa: E402
-
 from hf_videolang.models.umt import (  # noqa: E402
     UmtForVideoClassification,
     UmtForVideoTextRetrieval,
-    UmtModel,
-    UmtVisionModel,
 )
+from models.test_modeling_common import ModelTesterMixin  # noqa: E402
 
 
 def _umt_mixin_inputs(model_class):

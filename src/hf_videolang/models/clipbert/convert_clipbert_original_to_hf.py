@@ -281,7 +281,8 @@ def build_config(
     answer_list: Sequence[str] | None = None,
 ) -> ClipBertConfig:
     """The config of a converted checkpoint: ``config`` (or the ``clipbert-base`` preset) trained as the authors'
-    CNN (``frozen_batch_norm=True``, ``num_frozen_stages=2``) and, for QA, the answer list (``answer_0``... with a warning when none is given)."""
+    CNN (``frozen_batch_norm=True``, ``num_frozen_stages=2``) and, for QA, the answer list (``answer_0``... with a
+    warning when none is given)."""
     config = ClipBertConfig.from_preset("clipbert-base") if config is None else config
     config.frozen_batch_norm = True  # detectron2's FrozenBN
     config.num_frozen_stages = 2  # detectron2's FREEZE_AT=2, kept by the authors' grid-feat config

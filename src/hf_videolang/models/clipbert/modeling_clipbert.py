@@ -25,7 +25,6 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.bert.modeling_bert import (
     BertEmbeddings,
     BertEncoder,
-    BertLayer,
     BertLMPredictionHead,
     BertPooler,
     BertPreTrainingHeads,

@@ -71,7 +71,8 @@ class EdgeNextImageClassifierOutput(ModelOutput):
 
 
 class EdgeNextLayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of a `(B, C, H, W)` map (the authors' ``LayerNorm(data_format="channels_first")``)."""
+    """LayerNorm over the channels of a `(B, C, H, W)` map (the authors'
+    ``LayerNorm(data_format="channels_first")``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 2, 3, 1)
@@ -286,7 +287,9 @@ class EdgeNextModel(EdgeNextPreTrainedModel):
     @capture_outputs(tie_last_hidden_states=False)
     def forward(self, pixel_values: torch.Tensor, **kwargs) -> EdgeNextModelOutput:
         if pixel_values.ndim != 4:
-            raise ValueError(f"EdgeNextModel: pixel_values must be (B, C, H, W), got shape {tuple(pixel_values.shape)}.")
+            raise ValueError(
+                f"EdgeNextModel: pixel_values must be (B, C, H, W), got shape {tuple(pixel_values.shape)}."
+            )
         grid = self.stages(self.stem(pixel_values))
         pooled = self.norm(grid.mean((-2, -1))) if self.norm is not None else None
         return EdgeNextModelOutput(last_hidden_state=grid, pooler_output=pooled)

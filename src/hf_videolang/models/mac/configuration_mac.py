@@ -182,7 +182,9 @@ class MacConfig(PresetMixin, PreTrainedConfig):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"MacConfig: {name} must be in [0, 1), got {value}.")
         if self.max_text_length < 2:
-            raise ValueError(f"MacConfig: max_text_length must leave room for [CLS] and [SEP], got {self.max_text_length}.")
+            raise ValueError(
+                f"MacConfig: max_text_length must leave room for [CLS] and [SEP], got {self.max_text_length}."
+            )
         if not hasattr(self.text_config, "hidden_size"):
             raise ValueError(
                 f"MacConfig: text_config ({type(self.text_config).__name__}) has no hidden_size; use a BERT-like "

@@ -59,8 +59,8 @@ class MacVisionModelOutput(ModelOutput):
         pooler_output (`torch.FloatTensor` of shape `(B, D)`): the final-normed [CLS] token (MAC §3, `v_cls`).
         hidden_states (`tuple(torch.FloatTensor)`, *optional*): the embeddings and every block's output (before the
             final norm), `num_hidden_layers + 1` tensors of shape `(B, 1 + T * K, D)`, with `output_hidden_states=True`.
-        attentions (`tuple(torch.FloatTensor)`, *optional*): every block's spatial attention maps, `(B * T, H, K, 1 + K)`
-            (the patches of one frame; key 0 is [CLS]), with `output_attentions=True`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*): every block's spatial attention maps,
+            `(B * T, H, K, 1 + K)` (the patches of one frame; key 0 is [CLS]), with `output_attentions=True`.
         temporal_attentions (`tuple(torch.FloatTensor)`, *optional*): every block's temporal attention maps,
             `(B * K, H, T, 1 + T)` (the tokens of one index across frames; key 0 is [CLS]), with
             `output_attentions=True`.
@@ -567,10 +567,14 @@ _VIT_KEY_RULES: tuple[tuple[re.Pattern, str], ...] = tuple(
         (r"embeddings\.cls_token", "embeddings.cls_token"),
         (r"embeddings\.position_embeddings", "embeddings.position_embeddings"),
         (r"embeddings\.patch_embeddings\.projection\.(weight|bias)", r"embeddings.patch_embed.proj.\1"),
-        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.query|q_proj)\.(weight|bias)", r"blocks.\1.attn.q.\2"),
-        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.key|k_proj)\.(weight|bias)", r"blocks.\1.attn.k.\2"),
-        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.value|v_proj)\.(weight|bias)", r"blocks.\1.attn.v.\2"),
-        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:output\.dense|o_proj)\.(weight|bias)", r"blocks.\1.attn.proj.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.query|q_proj)\.(weight|bias)",
+         r"blocks.\1.attn.q.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.key|k_proj)\.(weight|bias)",
+         r"blocks.\1.attn.k.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.value|v_proj)\.(weight|bias)",
+         r"blocks.\1.attn.v.\2"),
+        (r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:output\.dense|o_proj)\.(weight|bias)",
+         r"blocks.\1.attn.proj.\2"),
         (r"(?:encoder\.layer|layers)\.(\d+)\.layernorm_before\.(weight|bias)", r"blocks.\1.norm1.\2"),
         (r"(?:encoder\.layer|layers)\.(\d+)\.layernorm_after\.(weight|bias)", r"blocks.\1.norm2.\2"),
         (r"(?:encoder\.layer|layers)\.(\d+)\.(?:intermediate\.dense|mlp\.fc1)\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),

@@ -259,7 +259,9 @@ class SmaugConfig(PreTrainedConfig):
             if value < 0 or not math.isfinite(value):
                 raise ValueError(f"{name}: {field} must be a finite number >= 0, got {value}.")
         if self.max_text_length < 2:
-            raise ValueError(f"{name}: max_text_length must leave room for [CLS] and [SEP], got {self.max_text_length}.")
+            raise ValueError(
+                f"{name}: max_text_length must leave room for [CLS] and [SEP], got {self.max_text_length}."
+            )
         if self.answer_token_ids and len(self.answer_token_ids) != len(self.answer_list):
             raise ValueError(
                 f"{name}: answer_token_ids has {len(self.answer_token_ids)} entries but answer_list has "

@@ -371,7 +371,13 @@ class SmaugAttention(Attention):
 
             attention_fn = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
         output, weights = attention_fn(
-            self, query, key, value, attention_mask, scaling=self.scaling, dropout=self.attn_drop if self.training else 0.0
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            scaling=self.scaling,
+            dropout=self.attn_drop if self.training else 0.0,
         )
         output = self.proj_drop(self.proj(output.reshape(batch_size, num_tokens, -1)))
         cls_attention = None
@@ -503,7 +509,8 @@ class SmaugVisionEmbeddings(nn.Module):
     def forward(
         self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(B, T, C, H, W)` -> `(B * T, 1 + K, D)` tokens of each frame's visible patches and `(B * T, K)` positions."""
+        """`(B, T, C, H, W)` -> `(B * T, 1 + K, D)` tokens of each frame's visible patches and `(B * T, K)`
+        positions."""
         batch_size, num_frames = pixel_values.shape[:2]
         frames = pixel_values.flatten(0, 1)[:, None]  # each frame alone (SMAUG §3.1.1)
         patches = self.patch_embedding(frames) + self.position_embedding[1:].to(pixel_values.dtype)
@@ -1187,7 +1194,9 @@ class SmaugForPreTraining(_SmaugMatchingMixin, SmaugPreTrainedModel):
             text_embeds=text_embeds,
             selected_frame_indices=selected,
             num_visual_tokens=vision_output.num_visual_tokens,
-            num_selected_frames=torch.tensor(self.smaug.num_frames_after_selection(num_frames), device=pixel_values.device),
+            num_selected_frames=torch.tensor(
+                self.smaug.num_frames_after_selection(num_frames), device=pixel_values.device
+            ),
         )
         return output if return_dict else output.to_tuple()
 
@@ -1337,7 +1346,9 @@ class SmaugForVideoQuestionAnswering(_SmaugMatchingMixin, SmaugPreTrainedModel):
         self.smaug.set_input_embeddings(value)
 
     @classmethod
-    def from_pretraining(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> SmaugForVideoQuestionAnswering:
+    def from_pretraining(
+        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs
+    ) -> SmaugForVideoQuestionAnswering:
         """Load a `SmaugForPreTraining` checkpoint and start the answer decoder from it (:meth:`init_answer_decoder`,
         with the MLM head's transform and bias); `from_pretrained` alone leaves the decoder random."""
         from safetensors.torch import load_file

@@ -12,10 +12,10 @@ from .modeling_umt import (
     UmtPreTrainedModel,
     UmtTeacher,
     UmtTeacherOutput,
-    UmtVisionModel,
     UmtVideoClassificationOutput,
     UmtVideoQuestionAnsweringOutput,
     UmtVideoTextRetrievalOutput,
+    UmtVisionModel,
     UmtVisionModelOutput,
     gather_visible_tokens,
 )

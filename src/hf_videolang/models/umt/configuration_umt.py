@@ -113,7 +113,8 @@ class UmtVisionConfig(PreTrainedConfig):
 def _bert_split(hidden: int, heads: int, layers: int, multimodal_layers: int) -> tuple[dict, dict]:
     """Split a BERT into the text encoder (first layers) and the multimodal encoder (last ``multimodal_layers``)."""
     common = dict(hidden_size=hidden, num_attention_heads=heads, intermediate_size=4 * hidden)
-    return dict(num_hidden_layers=layers - multimodal_layers, **common), dict(num_hidden_layers=multimodal_layers, **common)
+    text = dict(num_hidden_layers=layers - multimodal_layers, **common)
+    return text, dict(num_hidden_layers=multimodal_layers, **common)
 
 
 _TEXT_B, _MULTIMODAL_B = _bert_split(768, 12, 12, 3)  # config_bert.json: fusion_layer=9 of 12
@@ -178,9 +179,10 @@ class UmtConfig(PresetMixin, PreTrainedConfig):
         logit_scale_init_value (`float`, defaults to log(1/0.07)): initial log inverse temperature; the temperature
             0.07 is learnable (the authors' ``temp``).
         text_pooling (`str`, defaults to `"cls"`): which text state the VTC projection and the VTM head read: `"cls"`
-            (the authors' ``text_proj(CLS)`` and ``itm_head(CLS)``, §3.2) or `"mean"` (the attention-masked mean of the tokens), for text encoders trained
-            with mean pooling, such as sentence-transformers' MiniLM, whose `[CLS]` state barely varies between
-            sentences (the built-in demo uses it; see the model card's Deviations).
+            (the authors' ``text_proj(CLS)`` and ``itm_head(CLS)``, §3.2) or `"mean"` (the attention-masked mean of
+            the tokens), for text encoders trained with mean pooling, such as sentence-transformers' MiniLM, whose
+            `[CLS]` state barely varies between sentences (the built-in demo uses it; see the model card's
+            Deviations).
         vtm_hard_negatives (`bool`, defaults to `True`): sample VTM negatives from the VTC similarities (§3.2).
         keep_temporal (`bool`, defaults to `True`): score video-text pairs per frame, as the authors'
             ``keep_temporal=True`` (every config of theirs; ``criterions.get_sim``): each frame is pooled, normed,
@@ -376,8 +378,8 @@ class UmtConfig(PresetMixin, PreTrainedConfig):
         ``vision_config`` dict is merged into this config's."""
         if self.pretraining_stage != 2:
             raise ValueError(
-                f"UmtConfig.for_finetuning: this is a stage-{self.pretraining_stage} config; fine-tuning needs the text "
-                "side of a stage-2 config."
+                f"UmtConfig.for_finetuning: this is a stage-{self.pretraining_stage} config; fine-tuning needs the "
+                "text side of a stage-2 config."
             )
         vision = self.vision_config.to_dict()
         vision["drop_path_rate"] = _FINETUNING_DROP_PATH_L if vision["hidden_size"] >= 1024 else _FINETUNING_DROP_PATH_B

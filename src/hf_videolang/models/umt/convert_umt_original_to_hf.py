@@ -390,7 +390,8 @@ def convert_state_dict(
         if any(pattern.fullmatch(key) for pattern in allowed):
             ignored[key] = "no weight of its own (buffer, or tied to the word embeddings)"
             continue
-        if (key == "pos_embed" or key.endswith("encoder.pos_embed")) and config.vision_config.position_embedding_type == "learnable":
+        is_pos_embed = key == "pos_embed" or key.endswith("encoder.pos_embed")
+        if is_pos_embed and config.vision_config.position_embedding_type == "learnable":
             vision = config.vision_config
             converted["umt.vision_model.pos_embed.table"] = interpolate_position_table(
                 value, vision.num_frames // vision.tubelet_size, vision.num_patches_per_frame
@@ -474,7 +475,9 @@ def convert_checkpoint(
         config = adapt_config(config, kind, original)
     expected_stage = 2 if kind in _STAGE2_KINDS else 1
     if config.pretraining_stage != expected_stage:
-        raise ValueError(f"a {kind!r} checkpoint needs pretraining_stage={expected_stage}, got {config.pretraining_stage}.")
+        raise ValueError(
+            f"a {kind!r} checkpoint needs pretraining_stage={expected_stage}, got {config.pretraining_stage}."
+        )
     model_class = _MODEL_CLASSES.get(kind, UmtForPreTraining)
     model = model_class(config)
     origins: dict[str, str] = {}
@@ -499,7 +502,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clip", default=None, help="local CLIPVisionModelWithProjection to load as the teacher")
     # transformers 5 always writes safetensors; the flag is kept so the usual conversion command lines work.
     parser.add_argument("--safe-serialization", action="store_true", help="save as safetensors (always the case)")
-    parser.add_argument("--allow-pickle", action="store_true", help="torch.load(weights_only=False): trusted files only")
+    parser.add_argument(
+        "--allow-pickle", action="store_true", help="torch.load(weights_only=False): trusted files only"
+    )
     return parser.parse_args(argv)
 
 
@@ -521,7 +526,9 @@ def main(argv: Sequence[str] | None = None) -> UmtForPreTraining | UmtForVideoCl
     elif args.kind == "single":
         print("note: single-modality checkpoints hold no teacher; pass --clip or call model.load_teacher(...) later.")
     if args.kind == "qa":
-        print("note: QA checkpoints hold no answer list; call model.set_answer_list(answers, tokenizer) before ranking.")
+        print(
+            "note: QA checkpoints hold no answer list; call model.set_answer_list(answers, tokenizer) before ranking."
+        )
     model.save_pretrained(args.output)
     print(f"saved {type(model).__name__} ({args.kind}) to {args.output}")
     return model

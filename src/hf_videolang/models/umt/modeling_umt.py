@@ -480,7 +480,7 @@ class UmtAlignmentHead(nn.Module):
         return torch.stack([proj(states + positions) for proj, states in zip(self.projections, layer_states)])
 
 
-# ---------------------------------------------------------------------------------------------------- multimodal encoder
+# --------------------------------------------------------------------------------------------------- multimodal encoder
 
 
 class UmtMultimodalLayer(GradientCheckpointingLayer):
@@ -838,7 +838,8 @@ class UmtForPreTraining(UmtPreTrainedModel):
         The vocabulary head runs on the masked positions only: the loss is the same, and the `(tokens, vocab)`
         projection, the costliest matmul of a small model's step, shrinks to the masked share of the tokens.
         """
-        fused = self.umt.encode_multimodal(self.umt.encode_text(mlm_input_ids, attention_mask), attention_mask, video_states)
+        text_states = self.umt.encode_text(mlm_input_ids, attention_mask)
+        fused = self.umt.encode_multimodal(text_states, attention_mask, video_states)
         masked = mlm_labels != self.mlm_loss.ignore_index
         return self.mlm_loss(self.mlm_head(fused[masked]), mlm_labels[masked])
 
@@ -1107,7 +1108,9 @@ class UmtForVideoTextRetrieval(_UmtMatchingMixin, UmtPreTrainedModel):
     def __init__(self, config: UmtConfig) -> None:
         super().__init__(config)
         if config.text_config is None:
-            raise ValueError("UmtForVideoTextRetrieval needs the text side: use a stage-2 config (pretraining_stage=2).")
+            raise ValueError(
+                "UmtForVideoTextRetrieval needs the text side: use a stage-2 config (pretraining_stage=2)."
+            )
         self.umt = UmtModel(config)
         self.vtm_head = nn.Linear(config.text_config.hidden_size, 2)
         self.vtc_loss = VideoTextContrastiveLoss()
@@ -1234,7 +1237,10 @@ def tokenize_answers(tokenizer, answers: Sequence[str], max_length: int = 5):
     Returns the tokenizer's encoding (unpadded lists unless `kwargs` ask otherwise)."""
     eos = tokenizer.sep_token or ""
     return tokenizer(
-        [f"{answer} {eos}".strip() for answer in answers], truncation=True, max_length=max_length, add_special_tokens=True
+        [f"{answer} {eos}".strip() for answer in answers],
+        truncation=True,
+        max_length=max_length,
+        add_special_tokens=True,
     )
 
 
@@ -1264,7 +1270,9 @@ class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
         self.post_init()
 
     @classmethod
-    def from_pretraining(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> UmtForVideoQuestionAnswering:
+    def from_pretraining(
+        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs
+    ) -> UmtForVideoQuestionAnswering:
         """Load a stage-2 `UmtForPreTraining` checkpoint and start the answer decoder from it, as the authors do
         before QA fine-tuning (`tasks/shared_utils.py`): its layers from the multimodal encoder (self-attention,
         cross-attention, feed-forward), its embeddings from the text encoder, its LM head from the MLM head.
@@ -1470,8 +1478,8 @@ class UmtForVideoClassification(UmtPreTrainedModel):
     """UMT student with a linear classifier on the pooled tokens (the authors' single-modality fine-tuning:
     mean pooling, norm, dropout, linear head). With `vision_config.use_final_norm=False` the layout is exactly the
     authors' fine-tuned one (no final norm on the tokens, `fc_norm` after the mean = `pool_norm` here), which
-    the converter selects for their classification checkpoints. Registered with `AutoModelForVideoClassification`, so transformers'
-    `video-classification` pipeline runs it; `config.num_labels` / `id2label` name the classes."""
+    the converter selects for their classification checkpoints. Registered with `AutoModelForVideoClassification`, so
+    transformers' `video-classification` pipeline runs it; `config.num_labels` / `id2label` name the classes."""
 
     accepts_loss_kwargs = False
     _keys_to_ignore_on_load_unexpected = [
