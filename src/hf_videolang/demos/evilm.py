@@ -27,7 +27,14 @@ from typing import Any
 import torch
 
 from ..video.transforms import CLIP_MEAN, CLIP_STD
-from .common import check_auto_reload, demo_trainer_args, logged_values, print_retrieval, write_demo_corpus, write_results
+from .common import (
+    check_auto_reload,
+    demo_trainer_args,
+    logged_values,
+    print_retrieval,
+    write_demo_corpus,
+    write_results,
+)
 
 #: The demo's video encoder: EdgeNeXt with the xx-small widths and 2 blocks a stage (EdgeNeXt-S: 48-304, 3/3/9/3).
 DEMO_VISION = dict(depths=[2, 2, 2, 2], hidden_sizes=[24, 48, 88, 168], num_attention_heads=[4] * 4)
@@ -194,8 +201,9 @@ def finetune_retrieval(corpus_root, output_dir, pretrained, seed=0, epochs=DEMO_
     processor = EvilmProcessor.from_pretrained(pretrained)
     collator = VideoTextCollator(processor, task="retrieval", training=True, seed=seed)
     start = time.perf_counter()
-    _trainer(model, output_dir, "evilm_retrieval", seed, epochs, learning_rate, load_corpus(corpus_root, "train", "retrieval"),
-             collator, RETRIEVAL_LEARNING_RATE_MULTIPLIERS).train()  # fmt: skip
+    train_set = load_corpus(corpus_root, "train", "retrieval")
+    _trainer(model, output_dir, "evilm_retrieval", seed, epochs, learning_rate, train_set, collator,
+             RETRIEVAL_LEARNING_RATE_MULTIPLIERS).train()  # fmt: skip
     model.eval()
     test_set = load_corpus(corpus_root, "test", "retrieval")
     retrieval = evaluate_retrieval(model, processor, test_set, batch_size=32)

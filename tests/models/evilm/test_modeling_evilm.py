@@ -260,7 +260,8 @@ def test_after_fitting_two_pairs_retrieval_and_multiple_choice_pick_the_right_ca
     model.eval()
     with torch.no_grad():
         logits = model(pixels, captions, mask).logits_per_text
-        options = torch.stack([captions.flip(0), captions.flip(0)])  # (video, option, L): [dark caption, bright caption]
+        # (video, option, L): [dark caption, bright caption] for each video
+        options = torch.stack([captions.flip(0), captions.flip(0)])
         choice = model.score_candidates(pixels, options, torch.ones_like(options)).argmax(dim=-1)
     assert logits.argmax(dim=1).tolist() == [0, 1] and logits.argmax(dim=0).tolist() == [0, 1]
     assert choice.tolist() == [1, 0]

@@ -15,7 +15,8 @@ CAPTIONS = ["a red circle moves left", "a red square moves right", "a red square
 
 def test_processor_defaults_follow_the_paper(tiny_tokenizer):
     processor = EvilmProcessor(tiny_tokenizer)
-    assert (processor.num_frames, processor.image_size, processor.mask_type, processor.mask_ratio) == (4, 256, "block", 0.4)
+    settings = (processor.num_frames, processor.image_size, processor.mask_type, processor.mask_ratio)
+    assert settings == (4, 256, "block", 0.4)
     assert processor.mlm_probability == 0.15
     config = EvilmConfig(image_size=128)
     assert EvilmProcessor.from_config(config, tiny_tokenizer).patch_size == config.video_stride == 32

@@ -1,7 +1,6 @@
 """E-ViLM: Efficient Video-Language Model via Masked Video Modeling with Semantic Vector-Quantized Tokenizer."""
 
 from .configuration_evilm import EVILM_PRESETS, EvilmConfig
-from .processing_evilm import EvilmProcessor, TruncatedVocabulary, truncate_vocabulary
 from .modeling_evilm import (
     EvilmForPreTraining,
     EvilmForPreTrainingOutput,
@@ -18,6 +17,7 @@ from .modeling_evilm import (
     mismatched_caption_index,
     zero_masked_regions,
 )
+from .processing_evilm import EvilmProcessor, TruncatedVocabulary, truncate_vocabulary
 
 __all__ = [
     "EVILM_PRESETS",

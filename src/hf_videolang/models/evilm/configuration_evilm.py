@@ -122,7 +122,9 @@ class EvilmConfig(PreTrainedConfig):
     def from_preset(cls, name: str, **overrides: Any) -> EvilmConfig:
         """One of :data:`EVILM_PRESETS`, with keyword overrides (sub-config dicts are merged into the preset's)."""
         if name not in EVILM_PRESETS:
-            raise ValueError(f"EvilmConfig.from_preset: unknown preset {name!r}; choose one of {sorted(EVILM_PRESETS)}.")
+            raise ValueError(
+                f"EvilmConfig.from_preset: unknown preset {name!r}; choose one of {sorted(EVILM_PRESETS)}."
+            )
         kwargs = copy.deepcopy(EVILM_PRESETS[name])
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(kwargs.get(key), dict):

@@ -251,7 +251,9 @@ class EvilmModel(EvilmPreTrainedModel):
 
     def _flags(self, output_attentions: bool | None, output_hidden_states: bool | None) -> dict[str, bool]:
         return {
-            "output_attentions": bool(self.config.output_attentions if output_attentions is None else output_attentions),
+            "output_attentions": bool(
+                self.config.output_attentions if output_attentions is None else output_attentions
+            ),
             "output_hidden_states": bool(
                 self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
             ),
