@@ -388,8 +388,14 @@ def _hash63(data: bytes) -> int:
 
 
 def row_key(row: Mapping[str, Any]) -> int:
-    """A 63-bit key of a row's content (video source and text fields), equal in every process for equal rows."""
-    return _hash63(_digest(dict(row)))
+    """A 63-bit key of a row's content (video source and text fields), equal in every process for equal rows.
+
+    A video given as a path enters by its file name only, so that the same corpus written to another folder (each
+    demo writes its own) draws the same frames and masks."""
+    row = dict(row)
+    if isinstance(row.get("video"), (str, os.PathLike)):
+        row["video"] = os.path.basename(os.fspath(row["video"]))
+    return _hash63(_digest(row))
 
 
 def stable_video_ids(videos: Sequence[Any]) -> torch.Tensor:
