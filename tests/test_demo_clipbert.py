@@ -45,7 +45,9 @@ def test_both_n_test_are_reported_next_to_their_baselines(tiny_run):
     for n_test in ("n_test_1", "n_test_4"):
         assert {"t2v_R@1", "t2v_R@5", "t2v_R@10", "t2v_MdR", "mc_accuracy"} <= set(retrieval["metrics"][n_test])
         assert {"accuracy", "accuracy_multi_frame"} <= set(qa["metrics"][n_test])
-    assert set(qa["prior"]) == {"accuracy", "accuracy_multi_frame"} and qa["chance"]["accuracy"] > 0
+    per_type = {f"accuracy_type_{name}" for name in qa["test_questions_per_type"]}
+    assert per_type and set(qa["prior"]) == {"accuracy", "accuracy_multi_frame", *per_type}
+    assert set(qa["metrics"]["n_test_4"]) == set(qa["prior"]) and qa["chance"]["accuracy"] > 0
     expected_checks = {"retrieval_R@1_at_least_5x_chance", "qa_above_prior", "qa_multi_frame_above_prior"}
     assert set(tiny_run["checks"]) >= expected_checks
 

@@ -40,7 +40,9 @@ def test_metrics_sit_next_to_chance_and_prior_and_the_pipeline_answers(tiny_demo
     out, results = tiny_demo
     answers = json.loads((out / "corpus" / "answers.json").read_text())
     for name in ("qa", "qa_no_mvm"):
-        assert set(results[name]["metrics"]) == {"accuracy", "accuracy_multi_frame"}
+        per_type = {f"accuracy_type_{kind}" for kind in results[name]["test_questions_per_type"]}
+        assert per_type and set(results[name]["metrics"]) == {"accuracy", "accuracy_multi_frame", *per_type}
+        assert set(results[name]["prior"]) == set(results[name]["metrics"])
         assert results[name]["chance"]["accuracy"] == pytest.approx(100 / len(answers))
     retrieval = results["retrieval"]
     assert {"t2v_R@1", "t2v_MdR", "mc_accuracy"} <= set(retrieval["metrics"])

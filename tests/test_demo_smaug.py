@@ -52,7 +52,8 @@ def test_retrieval_and_qa_are_reported_next_to_their_baselines(tiny_run):
     for name in ("metrics", "metrics_reranked", "metrics_reranked_all_frames"):
         assert {"t2v_R@1", "t2v_R@5", "t2v_R@10", "t2v_MdR"} <= set(retrieval[name]), name
     assert {"accuracy", "accuracy_multi_frame", "mc_accuracy"} <= set(qa["metrics"])
-    assert set(qa["prior"]) == {"accuracy", "accuracy_multi_frame"}
+    per_type = {f"accuracy_type_{name}" for name in qa["test_questions_per_type"]}
+    assert per_type and set(qa["prior"]) == {"accuracy", "accuracy_multi_frame", *per_type}
     assert qa["reload"]["max_abs_diff"] <= 1e-6 and qa["reload"]["auto_class"] == "SmaugModel"
     example = qa["pipeline_example"]
     assert len(example["answers"]) == 3 and isinstance(example["answers"][0]["answer"], str)

@@ -44,7 +44,10 @@ def test_every_stage_trains_and_saves(tiny_demo):
 def test_qa_stage_reports_metrics_next_to_baselines_and_answers_through_the_pipeline(tiny_demo):
     out, results = tiny_demo
     qa = results["qa"]
-    assert set(qa["metrics"]) == {"accuracy", "accuracy_multi_frame", "mc_accuracy", "mc_minimal_pairs_accuracy"}
+    per_type = {f"accuracy_type_{name}" for name in qa["test_questions_per_type"]}
+    assert sum(qa["test_questions_per_type"].values()) == qa["test_questions"]
+    assert set(qa["prior"]) == {"accuracy", "accuracy_multi_frame", *per_type}
+    assert set(qa["metrics"]) == {*qa["prior"], "mc_accuracy", "mc_minimal_pairs_accuracy"}
     answers = json.loads((out / "corpus" / "answers.json").read_text())
     assert qa["chance"]["accuracy"] == pytest.approx(100 / len(answers))
     assert qa["chance"]["mc_accuracy"] == qa["chance"]["mc_minimal_pairs_accuracy"] == pytest.approx(20.0)  # 5 options

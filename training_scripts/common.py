@@ -441,6 +441,39 @@ def retrieval_eval_metrics(
     return {f"eval_{name}": float(value) for name, value in result.metrics.items()}
 
 
+def qa_eval_metrics(
+    model: Any,
+    processor: Any,
+    train_set: datasets.Dataset,
+    eval_set: datasets.Dataset,
+    training_args: Any,
+    **forward_kwargs: Any,
+) -> dict[str, float]:
+    """QA accuracy of ``model`` on ``eval_set``, prefixed ``eval_``: overall, on the multi-frame questions (column
+    ``needs_multiple_frames``) and per question type (column ``type``) where the annotations have those columns,
+    each next to its blind prior (``eval_prior_*``: the most frequent training answer of the question's type) and
+    chance (``eval_chance_*``); the per-type table is logged too. ``forward_kwargs`` go to the model (``top_k``)."""
+    from hf_videolang.evaluation.qa import evaluate_qa, qa_baselines
+
+    subsets = {"multi_frame": "needs_multiple_frames"} if "needs_multiple_frames" in eval_set.column_names else {}
+    group_by = "type" if "type" in eval_set.column_names and "type" in train_set.column_names else None
+    result = evaluate_qa(model, processor, eval_set, training_args.per_device_eval_batch_size, subsets=subsets,
+                         group_by=group_by, progress=not training_args.disable_tqdm, **forward_kwargs)  # fmt: skip
+    metrics = {f"eval_{name}": float(value) for name, value in result.metrics.items()}
+    if group_by is None:
+        return metrics
+    baselines = qa_baselines(model.config.answer_list, train_set, eval_set, subsets, group_by=group_by)
+    for kind in ("prior", "chance"):
+        metrics.update({f"eval_{kind}_{name}": float(value) for name, value in baselines[kind].items()})
+    lines = [f"{'QA':<28}{'model':>8}{'prior':>8}{'chance':>8}{'questions':>11}"]
+    for name, value in result.metrics.items():
+        size = result.subset_sizes.get(name.removeprefix("accuracy_"), len(eval_set))
+        lines.append(f"{name:<28}{value:>8.2f}{baselines['prior'][name]:>8.2f}{baselines['chance'][name]:>8.2f}"
+                     f"{size:>11}")  # fmt: skip
+    logger.info("QA accuracy next to the blind per-type prior:\n%s", "\n".join(lines))
+    return metrics
+
+
 def report_and_save(
     trainer: Any,
     model: Any,

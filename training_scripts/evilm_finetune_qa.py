@@ -15,7 +15,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from transformers import set_seed  # noqa: E402
 
-from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
+from common import (  # noqa: E402
+    DataArguments,
+    load_split,
+    parse_args,
+    qa_eval_metrics,
+    report_and_save,
+    setup_logging,
+    train_and_report,
+)
 from evilm_common import EvilmModelArguments, load_processor  # noqa: E402
 from hf_videolang.models.evilm import EvilmForVideoQuestionAnswering  # noqa: E402
 from hf_videolang.training import VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
@@ -41,10 +49,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     metrics = train_and_report(trainer, training_args)
     eval_metrics = None
     if eval_set is not None:
-        from hf_videolang.evaluation.qa import evaluate_qa
-
-        result = evaluate_qa(model, processor, eval_set, batch_size=training_args.per_device_eval_batch_size)
-        eval_metrics = {f"eval_{k}": v for k, v in result.metrics.items()}
+        eval_metrics = qa_eval_metrics(model, processor, train_set, eval_set, training_args)
     return report_and_save(trainer, model, processor, metrics, eval_metrics)
 
 

@@ -20,8 +20,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from transformers import set_seed  # noqa: E402
 
-from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
-from hf_videolang.evaluation.qa import evaluate_qa  # noqa: E402
+from common import (  # noqa: E402
+    DataArguments,
+    load_split,
+    parse_args,
+    qa_eval_metrics,
+    report_and_save,
+    setup_logging,
+    train_and_report,
+)
 from hf_videolang.models.smaug import SmaugConfig, SmaugForVideoQuestionAnswering  # noqa: E402
 from hf_videolang.training import (  # noqa: E402
     AnswerTargetCollator,
@@ -71,9 +78,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     eval_metrics = None
     if eval_set is not None:
         model.eval()
-        result = evaluate_qa(model, processor, eval_set, batch_size=training_args.per_device_eval_batch_size,
-                             progress=not training_args.disable_tqdm)  # fmt: skip
-        eval_metrics = {f"eval_{name}": float(value) for name, value in result.metrics.items()}
+        eval_metrics = qa_eval_metrics(model, processor, train_set, eval_set, training_args)
     return report_and_save(trainer, model, processor, metrics, eval_metrics)
 
 

@@ -35,11 +35,11 @@ from common import (  # noqa: E402
     load_split,
     logger,
     parse_args,
+    qa_eval_metrics,
     report_and_save,
     setup_logging,
     train_and_report,
 )
-from hf_videolang.evaluation.qa import evaluate_qa  # noqa: E402
 from hf_videolang.models.umt import UmtForVideoQuestionAnswering  # noqa: E402
 from hf_videolang.training import (  # noqa: E402
     AnswerTargetCollator,
@@ -114,11 +114,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     metrics = train_and_report(trainer, training_args)
     eval_metrics = None
     if eval_set is not None:
-        subsets = {"multi_frame": "needs_multiple_frames"} if "needs_multiple_frames" in eval_set.column_names else {}
-        accuracy = evaluate_qa(
-            model, processor, eval_set, training_args.per_device_eval_batch_size, subsets=subsets, top_k=qa_args.top_k
-        ).metrics
-        eval_metrics = {f"eval_{name}": value for name, value in accuracy.items()}
+        eval_metrics = qa_eval_metrics(model, processor, train_set, eval_set, training_args, top_k=qa_args.top_k)
     return report_and_save(trainer, model, processor, metrics, eval_metrics)
 
 

@@ -15,6 +15,7 @@ from hf_videolang.evaluation.qa import (
     evaluate_multiple_choice,
     evaluate_qa,
     prior_qa_accuracy,
+    qa_baselines,
 )
 from hf_videolang.processing_utils import VideoTextProcessor
 from hf_videolang.training import AnswerTargetCollator, VideoTextCollator
@@ -74,6 +75,40 @@ def test_qa_accuracy_overall_and_on_a_subset(colour_videos, processor, tiny_toke
     assert result.subset_sizes == {"m": 2}
     with pytest.raises(ValueError, match="no column 'missing'"):
         evaluate_qa(ColourReader(tiny_tokenizer), processor, dataset, subsets={"x": "missing"}, progress=False)
+
+
+def test_qa_accuracy_per_question_type(colour_videos, processor, tiny_tokenizer):
+    dataset = datasets.Dataset.from_list([
+        {"video": colour_videos["red"], "question": "what colour ?", "answer": "red", "type": "colour"},
+        {"video": colour_videos["green"], "question": "what colour ?", "answer": "blue", "type": "colour"},
+        {"video": colour_videos["blue"], "question": "what shape ?", "answer": "blue", "type": "shape"},
+    ])  # fmt: skip
+    result = evaluate_qa(ColourReader(tiny_tokenizer), processor, dataset, group_by="type", progress=False)
+    assert result.metrics == {"accuracy": pytest.approx(200 / 3), "accuracy_type_colour": pytest.approx(50.0),
+                              "accuracy_type_shape": pytest.approx(100.0)}  # fmt: skip
+    assert result.subset_sizes == {"type_colour": 2, "type_shape": 1}
+    with pytest.raises(ValueError, match="group_by='kind'"):
+        evaluate_qa(ColourReader(tiny_tokenizer), processor, dataset, group_by="kind", progress=False)
+
+
+def test_qa_baselines_give_chance_and_the_blind_prior_per_type_and_subset():
+    train = datasets.Dataset.from_dict({
+        "answer": ["left", "left", "right", "red", "blue", "blue"],
+        "type": ["direction", "direction", "direction", "colour", "colour", "colour"],
+    })  # fmt: skip
+    test = datasets.Dataset.from_dict({
+        "answer": ["left", "right", "blue", "red"],
+        "type": ["direction", "direction", "colour", "colour"],
+        "multi": [True, True, False, True],
+    })  # fmt: skip
+    baselines = qa_baselines(["left", "right", "red", "blue"], train, test, subsets={"m": "multi"})
+    # the prior answers "left" to direction and "blue" to colour questions
+    assert baselines["prior"] == {"accuracy": pytest.approx(50.0), "accuracy_m": pytest.approx(100 / 3),
+                                  "accuracy_type_colour": pytest.approx(50.0),
+                                  "accuracy_type_direction": pytest.approx(50.0)}  # fmt: skip
+    assert baselines["chance"] == {key: pytest.approx(25.0) for key in baselines["prior"]}
+    with pytest.raises(ValueError, match="'answer' and 'kind' columns"):
+        qa_baselines(["left"], train, test, group_by="kind")
 
 
 def test_qa_needs_an_answer_list(colour_videos, processor, tiny_tokenizer):

@@ -148,6 +148,9 @@ def test_qa_finetuning_sets_the_answer_list_and_reports_accuracy(setup, stage2):
     metrics = _script("umt_finetune_qa").main(argv + _common(setup, "qa"))
     assert _finite(metrics["train_loss"]) and metrics["train_loss"] > 0
     assert 0 <= metrics["eval_accuracy"] <= 100
+    val_types = {json.loads(line)["type"] for line in (corpus / "val_qa.jsonl").read_text().splitlines()}
+    for name in ("accuracy", "accuracy_multi_frame", *(f"accuracy_type_{kind}" for kind in val_types)):
+        assert {f"eval_{name}", f"eval_prior_{name}", f"eval_chance_{name}"} <= set(metrics), name
     model = UmtForVideoQuestionAnswering.from_pretrained(setup / "qa")
     train_answers = [json.loads(line)["answer"] for line in (corpus / "train_qa.jsonl").read_text().splitlines()]
     assert sorted(model.config.answer_list) == sorted({str(a).strip() for a in train_answers})

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from .common import demo_trainer_args, logged_values, write_demo_corpus, write_results
+from .common import demo_trainer_args, evaluate_qa_stage, logged_values, qa_table_rows, write_demo_corpus, write_results
 
 #: The demo's CNN: ResNet bottleneck stages of widths 32-256, one block each, trained from scratch (ResNet-50:
 #: 256-2048, 3/4/6/3 blocks, from grid-feat).
@@ -195,7 +195,6 @@ def finetune_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: float 
     from transformers import AutoModel, pipeline, set_seed
 
     from ..data import load_corpus
-    from ..evaluation.qa import chance_qa_accuracy, evaluate_qa, prior_qa_accuracy
     from ..models.clipbert import ClipBertForVideoQuestionAnswering, ClipBertProcessor
     from ..training import VideoTextCollator
 
@@ -215,18 +214,10 @@ def finetune_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: float 
     metrics, eval_seconds = {}, {}
     for num_clips, test_processor in _test_processors(source).items():
         begin = time.perf_counter()
-        qa = evaluate_qa(
-            model, test_processor, test_set, batch_size=32, subsets={"multi_frame": "needs_multiple_frames"}
-        )
-        metrics[f"n_test_{num_clips}"] = qa.metrics
+        qa = evaluate_qa_stage(model, test_processor, train_set, test_set, answers)
+        metrics[f"n_test_{num_clips}"] = qa.pop("metrics")
         eval_seconds[f"n_test_{num_clips}"] = round(time.perf_counter() - begin, 1)
     multi = [row for row, flag in enumerate(test_set["needs_multiple_frames"]) if flag]
-    multi_set = test_set.select(multi)
-    baselines = {
-        key: (chance_qa_accuracy(answers, rows["answer"]),
-              prior_qa_accuracy(train_set["answer"], rows["answer"], train_set["type"], rows["type"]))
-        for key, rows in (("accuracy", test_set), ("accuracy_multi_frame", multi_set))
-    }  # fmt: skip
 
     folder = os.path.join(output_dir, "clipbert_qa")
     model.save_pretrained(folder)
@@ -253,11 +244,8 @@ def finetune_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: float 
         "eval_seconds": eval_seconds,
         "loss_first": losses[0] if losses else None,
         "loss_last": losses[-1] if losses else None,
-        "test_questions": len(test_set),
-        "test_questions_multi_frame": len(multi),
+        **qa,
         "metrics": metrics,
-        "chance": {k: v[0] for k, v in baselines.items()},
-        "prior": {k: v[1] for k, v in baselines.items()},
         "reload": {"auto_class": type(reloaded).__name__, "max_abs_diff": max_abs_diff},
         "pipeline_example": {"video": example["video"], "question": example["question"],
                              "expected": example["answer"], "answers": answer},  # fmt: skip
@@ -291,7 +279,7 @@ def _print_results(results: dict[str, Any]) -> None:
     print(f"\nClipBERT video QA, test split ({qa['test_questions']} questions, {qa['test_questions_multi_frame']} "
           "need several frames)")  # fmt: skip
     print(f"  {'metric':<16}{'N_test=1':>10}{'N_test=4':>10}{'chance':>10}{'prior':>10}")
-    for name, key in (("QA accuracy", "accuracy"), ("QA multi-frame", "accuracy_multi_frame")):
+    for name, key in qa_table_rows(qa):
         values = [qa["metrics"][f"n_test_{n}"][key] for n in DEMO_TEST_CLIPS]
         print(f"  {name:<16}{values[0]:>10.2f}{values[1]:>10.2f}{qa['chance'][key]:>10.2f}{qa['prior'][key]:>10.2f}")
     pretraining = results["pretraining"]

@@ -97,6 +97,58 @@ def print_retrieval(title: str, stage: dict[str, Any]) -> None:
     )  # fmt: skip
 
 
+QA_SUBSETS = {"multi_frame": "needs_multiple_frames"}
+"""The QA subset every demo reports next to all questions: those no single frame answers."""
+
+
+def evaluate_qa_stage(model, processor, train_set, test_set, answers: list[str], **forward_kwargs) -> dict[str, Any]:
+    """QA accuracy on ``test_set`` overall, on the multi-frame questions and per question type (``"type"``), each
+    next to chance and to the blind per-type prior; the ``test_questions*``, ``metrics``, ``chance`` and ``prior``
+    entries of a demo's QA stage (``forward_kwargs`` go to the model, e.g. ``top_k``)."""
+    from ..evaluation.qa import evaluate_qa, qa_baselines
+
+    qa = evaluate_qa(model, processor, test_set, batch_size=32, subsets=QA_SUBSETS, group_by="type", **forward_kwargs)
+    return {
+        "test_questions": len(test_set),
+        "test_questions_multi_frame": qa.subset_sizes["multi_frame"],
+        "test_questions_per_type": {name.removeprefix("type_"): size for name, size in qa.subset_sizes.items()
+                                    if name.startswith("type_")},  # fmt: skip
+        "metrics": qa.metrics,
+        **qa_baselines(answers, train_set, test_set, QA_SUBSETS, group_by="type"),
+    }
+
+
+def qa_table_rows(stage: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(label, metric key)`` of the QA rows of a demo table: all questions, the multi-frame ones, then each
+    question type."""
+    rows = [("QA accuracy", "accuracy"), ("QA multi-frame", "accuracy_multi_frame")]
+    return rows + [(f"  {key.removeprefix('accuracy_type_')}", key) for key in stage["prior"]
+                   if key.startswith("accuracy_type_")]  # fmt: skip
+
+
+def qa_below_prior(metrics: dict[str, float], prior: dict[str, float]) -> list[str]:
+    """The QA rows (``accuracy``, ``accuracy_multi_frame``, ``accuracy_type_<type>``) whose accuracy does not beat
+    their blind prior: what the video did not teach the model."""
+    return [key for key, blind in prior.items() if key in metrics and metrics[key] <= blind]
+
+
+def print_qa_table(title: str, stage: dict[str, Any], metrics: dict[str, float] | None = None,
+                   extra_rows: tuple[tuple[str, str], ...] = ()) -> None:  # fmt: skip
+    """Print the QA rows of ``stage`` (``metrics`` overrides ``stage["metrics"]``) next to chance and the blind
+    prior, then ``extra_rows`` (e.g. multiple choice, which has no prior); names the rows at or below their prior."""
+    metrics = stage["metrics"] if metrics is None else metrics
+    chance, prior = stage["chance"], stage["prior"]
+    print(f"\n{title} ({stage['test_questions']} questions, {stage['test_questions_multi_frame']} need several "
+          "frames; per type below)")  # fmt: skip
+    print(f"  {'metric':<22}{'model':>10}{'chance':>10}{'prior':>10}")
+    for label, key in (*qa_table_rows(stage), *extra_rows):
+        blind = f"{prior[key]:>10.2f}" if key in prior else f"{'-':>10}"
+        print(f"  {label:<22}{metrics[key]:>10.2f}{chance[key]:>10.2f}{blind}")
+    below = qa_below_prior(metrics, prior)
+    print("  (chance: a uniform guess; prior: the most frequent training answer of the question's type, no video)")
+    print(f"  at or below the prior: {', '.join(below)}" if below else "  every QA row beats its prior")
+
+
 def write_results(output_dir: str, results: dict[str, Any], start: float) -> dict[str, Any]:
     """Add the total time since ``start`` to ``results`` and write them to ``output_dir/results.json``."""
     results["total_seconds"] = round(time.perf_counter() - start, 1)
@@ -109,6 +161,11 @@ def write_results(output_dir: str, results: dict[str, Any], start: float) -> dic
 
 __all__ = [
     "DEMO_NUM_VIDEOS",
+    "QA_SUBSETS",
+    "evaluate_qa_stage",
+    "print_qa_table",
+    "qa_below_prior",
+    "qa_table_rows",
     "check_auto_reload",
     "corpus_image_size",
     "demo_trainer_args",

@@ -30,7 +30,9 @@ from ..video.transforms import CLIP_MEAN, CLIP_STD
 from .common import (
     check_auto_reload,
     demo_trainer_args,
+    evaluate_qa_stage,
     logged_values,
+    print_qa_table,
     print_retrieval,
     write_demo_corpus,
     write_results,
@@ -152,7 +154,6 @@ def finetune_qa(corpus_root, output_dir, pretrained, name, seed=0, epochs=DEMO_E
     from transformers import set_seed
 
     from ..data import load_corpus
-    from ..evaluation.qa import chance_qa_accuracy, evaluate_qa, prior_qa_accuracy
     from ..models.evilm import EvilmForVideoQuestionAnswering, EvilmProcessor
     from ..training import VideoTextCollator
 
@@ -166,20 +167,10 @@ def finetune_qa(corpus_root, output_dir, pretrained, name, seed=0, epochs=DEMO_E
     start = time.perf_counter()
     _trainer(model, output_dir, name, seed, epochs, 3e-4, train_set, collator).train()
     model.eval()
-    qa = evaluate_qa(model, processor, test_set, batch_size=32, subsets={"multi_frame": "needs_multiple_frames"})
-    multi_set = test_set.select([i for i, flag in enumerate(test_set["needs_multiple_frames"]) if flag])
-    baselines = {
-        key: (chance_qa_accuracy(answers, rows["answer"]),
-              prior_qa_accuracy(train_set["answer"], rows["answer"], train_set["type"], rows["type"]))
-        for key, rows in (("accuracy", test_set), ("accuracy_multi_frame", multi_set))
-    }  # fmt: skip
+    qa = evaluate_qa_stage(model, processor, train_set, test_set, answers)
     return model, processor, {
         "train_seconds": round(time.perf_counter() - start, 1),
-        "test_questions": len(test_set),
-        "test_questions_multi_frame": len(multi_set),
-        "metrics": qa.metrics,
-        "chance": {k: v[0] for k, v in baselines.items()},
-        "prior": {k: v[1] for k, v in baselines.items()},
+        **qa,
     }
 
 
@@ -222,13 +213,6 @@ def finetune_retrieval(corpus_root, output_dir, pretrained, seed=0, epochs=DEMO_
         "metrics": {**retrieval.metrics, **{f"{k}_accuracy": v[0] for k, v in mc.items()}},
         "chance": {**chance_retrieval_metrics(num_videos), **{f"{k}_accuracy": v[1] for k, v in mc.items()}},
     }
-
-
-def _print_qa_rows(title: str, stage: dict[str, Any]) -> None:
-    print(f"\n{title} ({stage['test_questions']} questions, {stage['test_questions_multi_frame']} multi-frame)")
-    print(f"  {'metric':<18}{'model':>10}{'chance':>10}{'prior':>10}")
-    for label, key in (("QA accuracy", "accuracy"), ("QA multi-frame", "accuracy_multi_frame")):
-        print(f"  {label:<18}{stage['metrics'][key]:>10.2f}{stage['chance'][key]:>10.2f}{stage['prior'][key]:>10.2f}")
 
 
 DEFAULT_OUTPUT_DIR = "runs/demo_evilm"
@@ -296,8 +280,8 @@ def run_evilm_demo(output_dir: str = DEFAULT_OUTPUT_DIR, seed: int = 0, num_vide
     retrieval = results["retrieval"]
     for key in ("mc_accuracy", "mc_minimal_pairs_accuracy"):
         print(f"  {key:<28}{retrieval['metrics'][key]:>8.2f}  (chance {retrieval['chance'][key]:.2f})")
-    _print_qa_rows("E-ViLM QA, pre-trained with MVM", results["qa"])
-    _print_qa_rows("E-ViLM QA, pre-trained without MVM (ablation)", results["qa_no_mvm"])
+    print_qa_table("E-ViLM QA, pre-trained with MVM", results["qa"])
+    print_qa_table("E-ViLM QA, pre-trained without MVM (ablation)", results["qa_no_mvm"])
     best = answers[0]
     print(f"\npipeline('video-question-answering'): {example['question']!r} -> {best['answer']!r} "
           f"(score {best['score']:.2f}; expected {example['answer']!r})")  # fmt: skip

@@ -27,7 +27,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .common import check_auto_reload, demo_trainer_args, logged_values, write_demo_corpus, write_results
+from .common import (
+    check_auto_reload,
+    demo_trainer_args,
+    evaluate_qa_stage,
+    logged_values,
+    print_qa_table,
+    write_demo_corpus,
+    write_results,
+)
 
 #: The demo's encoder: 4 blocks of width 192 on 8 px patches, VTS after blocks 2 and 3 (SMAUG-B: 12 blocks of 768,
 #: VTS at 4, 7, 10), a 1-block temporal encoder and a 3-block MAE decoder of width 128.
@@ -169,13 +177,7 @@ def finetune_qa(output_dir: str, corpus_root: str, seed: int = 0, epochs: float 
     from transformers import pipeline, set_seed
 
     from ..data import load_corpus
-    from ..evaluation.qa import (
-        chance_mc_accuracy,
-        chance_qa_accuracy,
-        evaluate_multiple_choice,
-        evaluate_qa,
-        prior_qa_accuracy,
-    )
+    from ..evaluation.qa import chance_mc_accuracy, evaluate_multiple_choice
     from ..models.smaug import SmaugForVideoQuestionAnswering, SmaugForVideoTextRetrieval, SmaugProcessor
     from ..training import AnswerTargetCollator, VideoTextCollator
 
@@ -196,16 +198,8 @@ def finetune_qa(output_dir: str, corpus_root: str, seed: int = 0, epochs: float 
     train_seconds = round(time.perf_counter() - start, 1)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     model.eval()
-    qa = evaluate_qa(model, processor, test_set, batch_size=32, subsets={"multi_frame": "needs_multiple_frames"})
+    qa = evaluate_qa_stage(model, processor, train_set, test_set, answers)
     multi = [row for row, flag in enumerate(test_set["needs_multiple_frames"]) if flag]
-    multi_set = test_set.select(multi)
-    baselines = {
-        "accuracy": (chance_qa_accuracy(answers, test_set["answer"]),
-                     prior_qa_accuracy(train_set["answer"], test_set["answer"], train_set["type"], test_set["type"])),
-        "accuracy_multi_frame": (
-            chance_qa_accuracy(answers, multi_set["answer"]),
-            prior_qa_accuracy(train_set["answer"], multi_set["answer"], train_set["type"], multi_set["type"])),
-    }  # fmt: skip
     # Multiple choice: "the models trained on MSRVTT [retrieval] ... select the best matching choice with the
     # highest retrieval scores" (SMAUG §4.1).
     retrieval = SmaugForVideoTextRetrieval.from_pretrained(os.path.join(output_dir, "smaug_retrieval")).eval()
@@ -225,11 +219,9 @@ def finetune_qa(output_dir: str, corpus_root: str, seed: int = 0, epochs: float 
         "train_seconds": train_seconds,
         "loss_first": losses[0] if losses else None,
         "loss_last": losses[-1] if losses else None,
-        "test_questions": len(test_set),
-        "test_questions_multi_frame": len(multi),
-        "metrics": {**qa.metrics, "mc_accuracy": mc.metrics["accuracy"]},
-        "chance": {**{k: v[0] for k, v in baselines.items()}, "mc_accuracy": chance_mc_accuracy(mc_set)},
-        "prior": {k: v[1] for k, v in baselines.items()},
+        **qa,
+        "metrics": {**qa["metrics"], "mc_accuracy": mc.metrics["accuracy"]},
+        "chance": {**qa["chance"], "mc_accuracy": chance_mc_accuracy(mc_set)},
         "reload": {"auto_class": auto_class, "max_abs_diff": max_abs_diff},
         "pipeline_example": {"video": example["video"], "question": example["question"],
                              "expected": example["answer"], "answers": answer},  # fmt: skip
@@ -332,12 +324,7 @@ def _print_results(results: dict[str, Any]) -> None:
     for name, key in (("R@1", "t2v_R@1"), ("R@5", "t2v_R@5"), ("R@10", "t2v_R@10"), ("MdR", "t2v_MdR")):
         print(f"  {name:<10}{retrieval['metrics'][key]:>8.2f}{retrieval['metrics_reranked'][key]:>10.2f}"
               f"{retrieval['metrics_reranked_all_frames'][key]:>11.2f}{retrieval['chance'][key]:>9.2f}")  # fmt: skip
-    print(f"\nSMAUG video QA, test split ({qa['test_questions']} questions, {qa['test_questions_multi_frame']} "
-          "need several frames)")  # fmt: skip
-    print(f"  {'metric':<16}{'model':>10}{'chance':>10}{'prior':>10}")
-    for name, key in (("QA accuracy", "accuracy"), ("QA multi-frame", "accuracy_multi_frame"), ("MC", "mc_accuracy")):
-        prior = f"{qa['prior'][key]:>10.2f}" if key in qa["prior"] else f"{'-':>10}"
-        print(f"  {name:<16}{qa['metrics'][key]:>10.2f}{qa['chance'][key]:>10.2f}{prior}")
+    print_qa_table("SMAUG video QA, test split", qa, extra_rows=(("MC", "mc_accuracy"),))
     example = qa["pipeline_example"]
     print(f"\npipeline('video-question-answering'): {example['question']!r} -> {example['answers'][0]['answer']!r} "
           f"(expected {example['expected']!r})")  # fmt: skip

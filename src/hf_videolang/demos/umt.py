@@ -34,7 +34,9 @@ from .common import (
     check_auto_reload,
     corpus_image_size,
     demo_trainer_args,
+    evaluate_qa_stage,
     logged_values,
+    print_qa_table,
     print_retrieval,
     write_demo_corpus,
     write_results,
@@ -163,16 +165,9 @@ def run(output_dir: str = DEFAULT_OUTPUT_DIR, seed: int = 0, num_videos: int | N
 
 
 def _print_qa(stage: dict[str, Any]) -> None:
-    metrics, chance, prior = stage["metrics"], stage["chance"], stage["prior"]
-    print(f"\nUMT video QA, test split ({stage['test_questions']} questions, "
-          f"{stage['test_questions_multi_frame']} need several frames)")  # fmt: skip
-    print(f"  {'metric':<22}{'model':>10}{'chance':>10}{'prior':>10}")
-    for name, key in (("QA accuracy", "accuracy"), ("QA multi-frame", "accuracy_multi_frame"),
-                      ("MC (MSR-VTT protocol)", "mc_accuracy"), ("MC minimal pairs", "mc_minimal_pairs_accuracy")):
-        blind = f"{prior[key]:>10.2f}" if key in prior else f"{'-':>10}"
-        print(f"  {name:<22}{metrics[key]:>10.2f}{chance[key]:>10.2f}{blind}")
-    print("  (chance: a uniform guess; prior: the most frequent training answer of the question's type, no video;\n"
-          "   MC uses the stage-2 VTM + VTC heads; minimal pairs: each wrong option changes one attribute of the "
+    mc_rows = (("MC (MSR-VTT protocol)", "mc_accuracy"), ("MC minimal pairs", "mc_minimal_pairs_accuracy"))
+    print_qa_table("UMT video QA, test split", stage, extra_rows=mc_rows)
+    print("  (MC uses the stage-2 VTM + VTC heads; minimal pairs: each wrong option changes one attribute of the "
           "caption)")
     example = stage["pipeline_example"]
     best = example["answers"][0]
@@ -324,13 +319,7 @@ def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: fl
     from transformers import pipeline, set_seed
 
     from ..data import load_corpus
-    from ..evaluation.qa import (
-        chance_mc_accuracy,
-        chance_qa_accuracy,
-        evaluate_multiple_choice,
-        evaluate_qa,
-        prior_qa_accuracy,
-    )
+    from ..evaluation.qa import chance_mc_accuracy, evaluate_multiple_choice
     from ..models.umt import UmtForVideoQuestionAnswering, UmtForVideoTextRetrieval, UmtProcessor
     from ..training import AnswerTargetCollator, VideoTextCollator, VideoTextTrainer
 
@@ -357,16 +346,8 @@ def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: fl
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
 
     model.eval()
-    qa = evaluate_qa(model, processor, test_set, batch_size=32, subsets={"multi_frame": "needs_multiple_frames"})
+    qa = evaluate_qa_stage(model, processor, train_set, test_set, answers)
     multi = [row for row, flag in enumerate(test_set["needs_multiple_frames"]) if flag]
-    multi_set = test_set.select(multi)
-    baselines = {
-        "accuracy": (chance_qa_accuracy(answers, test_set["answer"]),
-                     prior_qa_accuracy(train_set["answer"], test_set["answer"], train_set["type"], test_set["type"])),
-        "accuracy_multi_frame": (
-            chance_qa_accuracy(answers, multi_set["answer"]),
-            prior_qa_accuracy(train_set["answer"], multi_set["answer"], train_set["type"], multi_set["type"])),
-    }  # fmt: skip
     # Multiple choice ranks the options with the pre-trained VTM and VTC heads (the authors' `retrieval_mc.py` uses
     # the retrieval model): QA fine-tuning moves the text encoder away from the VTC projection and the VTM head.
     # `mc` is the MSR-VTT protocol; `mc_minimal_pairs` (each wrong option changes one attribute) is a diagnostic.
@@ -389,11 +370,9 @@ def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: fl
         "train_seconds": round(train_seconds, 1),
         "loss_first": losses[0] if losses else None,
         "loss_last": losses[-1] if losses else None,
-        "test_questions": len(test_set),
-        "test_questions_multi_frame": len(multi),
-        "metrics": {**qa.metrics, **{f"{name}_accuracy": res.metrics["accuracy"] for name, (res, _) in mc.items()}},
-        "chance": {**{k: v[0] for k, v in baselines.items()}, **{f"{name}_accuracy": c for name, (_, c) in mc.items()}},
-        "prior": {k: v[1] for k, v in baselines.items()},
+        **qa,
+        "metrics": {**qa["metrics"], **{f"{name}_accuracy": res.metrics["accuracy"] for name, (res, _) in mc.items()}},
+        "chance": {**qa["chance"], **{f"{name}_accuracy": c for name, (_, c) in mc.items()}},
         "reload": {"auto_class": auto_class, "max_abs_diff": max_abs_diff},
         "pipeline_example": {"video": example["video"], "question": example["question"],
                              "expected": example["answer"], "answers": answer},  # fmt: skip

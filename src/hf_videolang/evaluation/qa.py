@@ -102,6 +102,18 @@ def _subset_metrics(
     return metrics, sizes
 
 
+def _group_rows(dataset: datasets.Dataset, group_by: str | None) -> dict[str, list[int]]:
+    """``{"<group_by>_<value>": row indices}`` for every value of the column ``group_by`` (sorted), or ``{}``."""
+    if group_by is None:
+        return {}
+    if group_by not in dataset.column_names:
+        raise ValueError(f"group_by={group_by!r}: the dataset has no such column (columns: {dataset.column_names})")
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, value in enumerate(dataset[group_by]):
+        groups[f"{group_by}_{value}"].append(index)
+    return dict(sorted(groups.items()))
+
+
 @torch.no_grad()
 def evaluate_qa(
     model: nn.Module,
@@ -109,6 +121,7 @@ def evaluate_qa(
     dataset: datasets.Dataset,
     batch_size: int = 32,
     subsets: Mapping[str, str] | None = None,
+    group_by: str | None = None,
     progress: bool = True,
     **forward_kwargs: Any,
 ) -> QaResult:
@@ -120,12 +133,15 @@ def evaluate_qa(
         dataset: rows with ``"video"``, ``"question"`` and ``"answer"``.
         subsets: ``{name: boolean column}``; adds ``accuracy_<name>`` over the rows where the column is true, e.g.
             ``{"multi_frame": "needs_multiple_frames"}``.
+        group_by: a column (e.g. ``"type"``, the question type); adds ``accuracy_<column>_<value>`` for each of its
+            values, e.g. ``accuracy_type_shape``.
         progress: show a progress bar.
         forward_kwargs: passed to the model's forward (e.g. ``top_k``).
     """
     answer_list = list(getattr(model.config, "answer_list", None) or [])
     if not answer_list:
         raise ValueError("evaluate_qa: model.config.answer_list is empty; set the candidate answers first.")
+    groups = _group_rows(dataset, group_by)  # checked before the (slow) loop
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=_EvaluationBatches(processor, "qa"))
     device = _model_device(model)
     was_training = model.training
@@ -148,6 +164,9 @@ def evaluate_qa(
         dataset, subsets or {}, lambda rows: qa_accuracy([predictions[i] for i in rows], [gold[i] for i in rows])
     )
     metrics.update(extra)
+    for name, rows in groups.items():
+        metrics[f"accuracy_{name}"] = qa_accuracy([predictions[i] for i in rows], [gold[i] for i in rows])
+        sizes[name] = len(rows)
     return QaResult(metrics=metrics, predictions=predictions, subset_sizes=sizes)
 
 
@@ -211,6 +230,43 @@ def prior_qa_accuracy(
     overall = Counter(normalize_answer(answer) for answer in train_answers).most_common(1)[0][0]
     guesses = [by_group[group].most_common(1)[0][0] if group in by_group else overall for group in test_groups]
     return qa_accuracy(guesses, list(test_answers))
+
+
+def qa_baselines(
+    answer_list: Sequence[str],
+    train_set: datasets.Dataset,
+    test_set: datasets.Dataset,
+    subsets: Mapping[str, str] | None = None,
+    group_by: str = "type",
+) -> dict[str, dict[str, float]]:
+    """The two numbers every QA accuracy is read against, keyed like :func:`evaluate_qa`'s metrics (``accuracy``,
+    ``accuracy_<subset>``, ``accuracy_<group_by>_<value>``) for the same ``subsets`` and ``group_by``.
+
+    Returns:
+        ``{"chance": ..., "prior": ...}``: a uniform guess from ``answer_list``
+        (:func:`chance_qa_accuracy`), and the blind baseline that answers the most frequent training answer of the
+        question's ``group_by`` value, never looking at the video (:func:`prior_qa_accuracy`).
+    """
+    for split, rows in (("train", train_set), ("test", test_set)):
+        if group_by not in rows.column_names or "answer" not in rows.column_names:
+            raise ValueError(f"qa_baselines: the {split} set needs 'answer' and {group_by!r} columns "
+                             f"(columns: {rows.column_names})")  # fmt: skip
+    selections = {"accuracy": list(range(len(test_set)))}
+    for name, column in (subsets or {}).items():
+        if column not in test_set.column_names:
+            raise ValueError(f"subset {name!r}: the test set has no column {column!r}")
+        selections[f"accuracy_{name}"] = [index for index, flag in enumerate(test_set[column]) if flag]
+    selections.update({f"accuracy_{name}": rows for name, rows in _group_rows(test_set, group_by).items()})
+    train_answers, train_groups = train_set["answer"], train_set[group_by]
+    test_answers, test_groups = test_set["answer"], test_set[group_by]
+    chance, prior = {}, {}
+    for key, rows in selections.items():
+        if not rows:
+            continue
+        answers = [test_answers[i] for i in rows]
+        chance[key] = chance_qa_accuracy(answer_list, answers)
+        prior[key] = prior_qa_accuracy(train_answers, answers, train_groups, [test_groups[i] for i in rows])
+    return {"chance": chance, "prior": prior}
 
 
 def chance_qa_accuracy(answer_list: Sequence[str], test_answers: Sequence[str]) -> float:
