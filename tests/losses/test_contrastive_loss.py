@@ -116,3 +116,20 @@ def test_return_logits_and_gradients_reach_every_input():
 def test_shape_errors_name_the_input(video, text, ids, match):
     with pytest.raises(ValueError, match=match):
         VideoTextContrastiveLoss()(video, text, torch.tensor(0.0), video_ids=ids)
+
+
+def test_negative_captions_join_their_video_row_softmax_only():
+    generator = torch.Generator().manual_seed(4)
+    video, text = torch.randn(3, 4, generator=generator), torch.randn(3, 4, generator=generator)
+    negatives = torch.randn(3, 2, 4, generator=generator)
+    loss = VideoTextContrastiveLoss()(video, text, torch.tensor(0.0), negative_text_emb=negatives)
+    v, t, n = (torch.nn.functional.normalize(x, dim=-1) for x in (video, text, negatives))
+    cos, neg_cos = (v @ t.T).tolist(), torch.einsum("bd,bkd->bk", v, n).tolist()
+    v2t = sum(_nll(cos[i] + neg_cos[i], i) for i in range(3)) / 3  # row i: every caption, then its own negatives
+    t2v = sum(_nll([cos[j][i] for j in range(3)], i) for i in range(3)) / 3  # unchanged
+    assert loss.item() == pytest.approx((v2t + t2v) / 2, rel=1e-5)
+    with_ids = VideoTextContrastiveLoss()(video, text, torch.tensor(0.0), video_ids=torch.tensor([0, 1, 2]),
+                                          negative_text_emb=negatives)  # fmt: skip
+    assert with_ids.item() == pytest.approx(loss.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="negative_text_emb"):
+        VideoTextContrastiveLoss()(video, text, torch.tensor(0.0), negative_text_emb=negatives[:2])

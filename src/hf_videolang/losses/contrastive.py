@@ -57,6 +57,7 @@ class VideoTextContrastiveLoss(nn.Module):
         logit_scale: torch.Tensor | float,
         video_ids: torch.Tensor | None = None,
         return_logits: bool = False,
+        negative_text_emb: torch.Tensor | None = None,
     ) -> torch.Tensor | dict[str, torch.Tensor]:
         """Computes the loss.
 
@@ -68,6 +69,9 @@ class VideoTextContrastiveLoss(nn.Module):
             logit_scale: Scalar `log(1 / temperature)`, usually an `nn.Parameter` of the model.
             video_ids: Optional `(B,)` integer ids; rows with equal ids are positives of each other.
             return_logits: Return a dict with the loss and the local-vs-global logits instead of the loss alone.
+            negative_text_emb: Optional `(B, K, D)` extra negative captions of each video row (e.g. its caption with
+                one attribute swapped), appended to that row's video->text softmax with target 0, as NegCLIP's hard
+                negatives (Yuksekgonul et al., 2023); not gathered, and not scored text->video.
 
         Returns:
             Scalar loss, or a dict with `loss`, `logits_per_video` `(B, W*B)` (local videos vs all texts) and
@@ -90,14 +94,23 @@ class VideoTextContrastiveLoss(nn.Module):
         logits_per_text = scale * text_emb @ all_video.T
 
         batch_size = video_emb.shape[0]
+        video_logits = logits_per_video
+        if negative_text_emb is not None:
+            check_ndim("negative_text_emb", negative_text_emb, 3, "(batch_size, num_negatives, dim)")
+            if negative_text_emb.shape[0] != batch_size or negative_text_emb.shape[-1] != text_emb.shape[-1]:
+                raise ValueError(f"`negative_text_emb` {tuple(negative_text_emb.shape)} must be (B, K, D) with B = "
+                                 f"{batch_size} and D = {text_emb.shape[-1]}.")  # fmt: skip
+            negatives = scale * (F.normalize(negative_text_emb, dim=-1) @ video_emb[:, :, None]).squeeze(-1)
+            video_logits = torch.cat([logits_per_video, negatives], dim=1)
         if video_ids is None:
             labels = torch.arange(batch_size, device=video_emb.device) + rank * batch_size
-            loss = (F.cross_entropy(logits_per_video, labels) + F.cross_entropy(logits_per_text, labels)) / 2
+            loss = (F.cross_entropy(video_logits, labels) + F.cross_entropy(logits_per_text, labels)) / 2
         else:
             all_ids = gather_features(video_ids) if world_size > 1 else video_ids
             targets = self._soft_targets(video_ids, all_ids, dtype=logits_per_video.dtype)
+            video_targets = F.pad(targets, (0, video_logits.shape[1] - targets.shape[1]))
             # Probability targets: cross_entropy computes -sum_j q_ij log softmax_j, averaged over rows.
-            loss = (F.cross_entropy(logits_per_video, targets) + F.cross_entropy(logits_per_text, targets)) / 2
+            loss = (F.cross_entropy(video_logits, video_targets) + F.cross_entropy(logits_per_text, targets)) / 2
 
         if return_logits:
             return {"loss": loss, "logits_per_video": logits_per_video, "logits_per_text": logits_per_text}

@@ -1,6 +1,12 @@
 """Training spine: the collator that decodes in DataLoader workers and the Trainer that logs every loss term."""
 
-from .collator import AnswerTargetCollator, CaptionWordsCollator, MatchingPairsCollator, VideoTextCollator
+from .collator import (
+    AnswerTargetCollator,
+    CaptionWordsCollator,
+    MatchingPairsCollator,
+    NegativeCaptionCollator,
+    VideoTextCollator,
+)
 from .trainer import LossTermAverager, VideoTextTrainer, VideoTextTrainingArguments
 
 __all__ = [
@@ -8,6 +14,7 @@ __all__ = [
     "CaptionWordsCollator",
     "LossTermAverager", 
     "MatchingPairsCollator",
+    "NegativeCaptionCollator",
     "VideoTextCollator",
     "VideoTextTrainer",
     "VideoTextTrainingArguments",

@@ -281,6 +281,36 @@ class AnswerTargetCollator:
         batch["answer_attention_mask"] = tokens["attention_mask"]
         return batch
 
+class NegativeCaptionCollator:
+    """Adds each video's given negative captions ``negative_input_ids`` / ``negative_attention_mask`` ``(B, K, L)`` to
+    video-text batches, from a ``"negative_captions"`` column (K strings per row, e.g. the caption with one
+    attribute swapped: another colour, shape, direction or event). Models that take them (``UmtForPreTraining``)
+    score them as extra negatives of their video in VTC (NegCLIP's hard negatives) and VTM.
+
+    Wraps a :class:`VideoTextCollator` with ``task="retrieval"`` or ``"pretrain"``; the captions are tokenized as
+    the processor tokenizes captions (longest in the batch, truncated to ``processor.max_length``).
+    """
+
+    def __init__(self, collator: VideoTextCollator) -> None:
+        if collator.task not in ("retrieval", "pretrain"):
+            raise ValueError(f"NegativeCaptionCollator wraps a retrieval or pretrain collator, got {collator.task!r}")
+        self.collator = collator
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> BatchFeature:
+        negatives = [list(_field(row, "negative_captions", index)) for index, row in enumerate(rows)]
+        counts = {len(row_negatives) for row_negatives in negatives}
+        if len(counts) != 1 or 0 in counts:
+            raise ValueError(f"NegativeCaptionCollator: every row needs the same non-zero number of "
+                             f"negative_captions, got {sorted(len(n) for n in negatives)}")  # fmt: skip
+        batch = self.collator(rows)
+        processor = self.collator.processor
+        tokens = processor.tokenizer([text for row_negatives in negatives for text in row_negatives], padding="longest",
+                                     truncation=True, max_length=processor.max_length, return_tensors="pt")  # fmt: skip
+        batch["negative_input_ids"] = tokens["input_ids"].view(len(rows), counts.pop(), -1)
+        batch["negative_attention_mask"] = tokens["attention_mask"].view_as(batch["negative_input_ids"])
+        return batch
+
+
 class MatchingPairsCollator:
     """Retrieval batches for a cross-encoder matching head with labels (ClipBERT's retrieval fine-tuning, appendix B):
     each video with its own caption (``labels`` 1) and with ``num_negatives`` captions of other videos of the same

@@ -444,6 +444,22 @@ def test_all_terms_finite_and_loss_is_the_weighted_sum():
     assert out.video_embeds.shape == out.text_embeds.shape == (BATCH, 16)
 
 
+def test_given_negative_captions_add_vtc_negatives_and_replace_the_mined_vtm_text_negatives():
+    model = _model().eval()
+    inputs = UmtModelTester.inputs()
+    plain = model(**inputs, generator=torch.Generator().manual_seed(0))
+    negative_ids = torch.randint(5, VOCAB, (BATCH, 1, 5), generator=torch.Generator().manual_seed(9))
+    one, two_copies = (model(**inputs, negative_input_ids=ids, generator=torch.Generator().manual_seed(0))
+                       for ids in (negative_ids, negative_ids.expand(-1, 2, -1)))  # fmt: skip
+    assert one.loss_vtc > plain.loss_vtc  # one more negative in each video row's softmax
+    assert two_copies.loss_vtc > one.loss_vtc
+    assert one.loss_vtm.item() != pytest.approx(plain.loss_vtm.item(), rel=1e-4)
+    torch.testing.assert_close(one.loss_vtm, two_copies.loss_vtm)  # VTM draws one of the K per video
+    torch.testing.assert_close(one.loss_uta, plain.loss_uta)
+    with pytest.raises(ValueError, match="negative_input_ids"):
+        model(**inputs, negative_input_ids=negative_ids[:, 0])
+
+
 def test_mlm_loss_equals_the_cross_entropy_of_the_full_vocabulary_head():
     model = _model(vtm_loss_weight=0.0, uta_loss_weight=0.0).eval()
     inputs = UmtModelTester.inputs()

@@ -738,28 +738,50 @@ def _video_text_matching_loss(
     text_embeds: torch.Tensor,
     video_ids: torch.Tensor | None,
     generator: torch.Generator | None,
+    negative_text_states: torch.Tensor | None = None,
+    negative_attention_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """VTM with negatives mined from the VTC similarities (UMT §3.2, ALBEF): B positives + 2B negatives.
 
     `model` has `umt`, `vtm_head`, `vtm_loss` and `config` (pre-training and retrieval fine-tuning share it, as the
     authors' `VTC_VTM_Loss.vtm_loss`). `video_embeds` is the `(B, P)` scoring embedding of `get_video_features`.
+    With `negative_text_states` `(B, K, L, D)` (given negative captions of each video, e.g. one attribute swapped),
+    each video's negative text is one of its own K, drawn uniformly, instead of one mined from the batch.
     """
+    if attention_mask is None:
+        attention_mask = torch.ones(text_states.shape[:2], dtype=torch.long, device=text_states.device)
     with torch.no_grad():
         sim = model.umt.logit_scale.exp() * video_embeds @ text_embeds.T
         if not model.config.vtm_hard_negatives:
             sim = torch.zeros_like(sim)  # uniform over negatives
         neg_text, neg_video = sample_hard_negatives(sim, video_ids=video_ids, generator=generator)
-    if attention_mask is None:
-        attention_mask = torch.ones(text_states.shape[:2], dtype=torch.long, device=text_states.device)
-    fused_mask = torch.cat([attention_mask, attention_mask, attention_mask[neg_text]])
+    negative_texts, negative_mask = text_states[neg_text], attention_mask[neg_text]
+    if negative_text_states is not None:
+        rows = torch.arange(text_states.shape[0], device=text_states.device)
+        pick = torch.randint(negative_text_states.shape[1], (text_states.shape[0],), generator=generator,
+                             device=text_states.device)  # fmt: skip
+        negative_texts = negative_text_states[rows, pick]
+        negative_mask = negative_attention_mask[rows, pick]
+        length = max(text_states.shape[1], negative_texts.shape[1])
+        text_states, negative_texts = _pad_tokens(text_states, length), _pad_tokens(negative_texts, length)
+        attention_mask, negative_mask = _pad_tokens(attention_mask, length), _pad_tokens(negative_mask, length)
+    fused_mask = torch.cat([attention_mask, attention_mask, negative_mask])
     fused = model.umt.encode_multimodal(
-        torch.cat([text_states, text_states, text_states[neg_text]]),
+        torch.cat([text_states, text_states, negative_texts]),
         fused_mask,
         torch.cat([video_states, video_states[neg_video], video_states]),
     )
     logits = model.vtm_head(model.umt.pool_text(fused, fused_mask))
     batch_size = video_states.shape[0]
     return model.vtm_loss(logits[:batch_size], logits[batch_size:])
+
+
+def _pad_tokens(tokens: torch.Tensor, length: int) -> torch.Tensor:
+    """Zero-pad dim 1 (tokens) of `(B, L, ...)` states or `(B, L)` masks to `length`."""
+    if tokens.shape[1] == length:
+        return tokens
+    padding = [0, 0] * (tokens.ndim - 2) + [0, length - tokens.shape[1]]
+    return F.pad(tokens, padding)
 
 
 class UmtForPreTraining(UmtPreTrainedModel):
@@ -843,6 +865,22 @@ class UmtForPreTraining(UmtPreTrainedModel):
         masked = mlm_labels != self.mlm_loss.ignore_index
         return self.mlm_loss(self.mlm_head(fused[masked]), mlm_labels[masked])
 
+    def _encode_negative_captions(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`(B, K, L)` negative captions -> text tokens `(B, K, L, D)`, VTC embeddings `(B, K, P)` and the mask."""
+        if input_ids.ndim != 3:
+            raise ValueError(f"`negative_input_ids` must be (batch, num_negatives, length), got "
+                             f"{tuple(input_ids.shape)}")  # fmt: skip
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        batch_size, num_negatives, length = input_ids.shape
+        flat_mask = attention_mask.reshape(-1, length)
+        states = self.umt.encode_text(input_ids.reshape(-1, length), flat_mask)
+        embeds = self.umt.project_text(states, flat_mask)
+        return (states.view(batch_size, num_negatives, length, -1), embeds.view(batch_size, num_negatives, -1),
+                attention_mask)  # fmt: skip
+
     # ------------------------------------------------------------------ forward
     @can_return_tuple
     def forward(
@@ -855,6 +893,8 @@ class UmtForPreTraining(UmtPreTrainedModel):
         mlm_labels: torch.Tensor | None = None,
         video_ids: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        negative_input_ids: torch.Tensor | None = None,
+        negative_attention_mask: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
     ) -> UmtForPreTrainingOutput:
@@ -867,6 +907,10 @@ class UmtForPreTraining(UmtPreTrainedModel):
                 `hf_videolang.video.masking.mask_tokens_mlm` at `config.text_mask_ratio`; MLM is skipped without them.
             video_ids: `(B,)` ids; captions of the same video are not negatives of each other in VTC/VTM.
             generator: seeds the semantic mask and the VTM negative sampling (on the input's device).
+            negative_input_ids, negative_attention_mask: `(B, K, L)` optional negative captions of each video (e.g.
+                its caption with one attribute swapped, as `NegativeCaptionCollator` adds them): extra VTC
+                negatives of their video, and VTM's text-side negatives in place of the mined ones. Not in the UMT
+                paper, which mines every negative from the batch.
             output_attentions, output_hidden_states: return the student's attention maps / layer outputs.
             return_dict: `False` returns a tuple of the non-None fields.
         """
@@ -900,12 +944,19 @@ class UmtForPreTraining(UmtPreTrainedModel):
                 vision_output, pixel_values, bool_masked_pos
             )
             text_embeds = self.umt.project_text(text_states, attention_mask)
+            negative_states = negative_embeds = None
+            if negative_input_ids is not None:
+                negative_states, negative_embeds, negative_attention_mask = self._encode_negative_captions(
+                    negative_input_ids, negative_attention_mask
+                )
             if config.vtc_loss_weight > 0:
-                losses["vtc"] = self.vtc_loss(vtc_video_embeds, text_embeds, self.umt.logit_scale, video_ids=video_ids)
+                losses["vtc"] = self.vtc_loss(vtc_video_embeds, text_embeds, self.umt.logit_scale, video_ids=video_ids,
+                                              negative_text_emb=negative_embeds)  # fmt: skip
             if config.vtm_loss_weight > 0:
                 losses["vtm"] = _video_text_matching_loss(
-                    self, video_states, text_states, attention_mask, video_embeds, text_embeds, video_ids, generator
-                )
+                    self, video_states, text_states, attention_mask, video_embeds, text_embeds, video_ids, generator,
+                    negative_states, negative_attention_mask,
+                )  # fmt: skip
             if config.mlm_loss_weight > 0 and mlm_labels is not None:
                 if mlm_input_ids is None:
                     raise ValueError("UmtForPreTraining: `mlm_labels` needs `mlm_input_ids` (the masked captions).")
