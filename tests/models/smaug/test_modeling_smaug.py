@@ -497,6 +497,12 @@ def test_question_answering_ranks_the_answer_list_and_learns_from_labels(tiny_to
     )
     scores = model.score_candidates(inputs["pixel_values"], inputs["input_ids"][:, None].expand(-1, 2, -1))
     assert scores.shape == (BATCH, 2) and (scores <= 0).all()
+    model.eval()
+    with torch.no_grad():  # a -100 label is a row without target: weight 0, still counted in the mean over B
+        ignored = model(**inputs, labels=torch.tensor([0, -100, 2])).loss
+        weighted = model(**inputs, labels=torch.tensor([0, 1, 2]), answer_weights=torch.tensor([1.0, 0.0, 1.0])).loss
+    torch.testing.assert_close(ignored, weighted)
+    assert ignored > 0
 
 
 # ---------------------------------------------------------------------------------------------------- loading

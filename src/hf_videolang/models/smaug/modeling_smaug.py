@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -51,6 +50,7 @@ from ...losses import (
     VideoTextMatchingLoss,
     sample_hard_negatives,
 )
+from ..answer_decoder import AnswerDecoderMixin
 from .configuration_smaug import SmaugConfig, SmaugVisionConfig
 
 # ---------------------------------------------------------------------------------------------------- outputs
@@ -1314,10 +1314,9 @@ class SmaugForVideoTextRetrieval(_SmaugMatchingMixin, SmaugPreTrainedModel):
 
 
 # Logit of the answers that the first-token pre-selection drops; finite and representable in float16.
-_UNRANKED_ANSWER_LOGIT = -1e4
 
 
-class SmaugForVideoQuestionAnswering(_SmaugMatchingMixin, SmaugPreTrainedModel):
+class SmaugForVideoQuestionAnswering(AnswerDecoderMixin, _SmaugMatchingMixin, SmaugPreTrainedModel):
     """SMAUG for open-ended video QA (SMAUG §4.1): "an extra decoder is added after the multi-encoder, which
     generates the answers by taking the outputs from the multi-modal encoder" (Singularity's ``model_vqa``, ALBEF).
 
@@ -1345,69 +1344,9 @@ class SmaugForVideoQuestionAnswering(_SmaugMatchingMixin, SmaugPreTrainedModel):
     def set_input_embeddings(self, value: nn.Module) -> None:
         self.smaug.set_input_embeddings(value)
 
-    @classmethod
-    def from_pretraining(
-        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs
-    ) -> SmaugForVideoQuestionAnswering:
-        """Load a `SmaugForPreTraining` checkpoint and start the answer decoder from it (:meth:`init_answer_decoder`,
-        with the MLM head's transform and bias); `from_pretrained` alone leaves the decoder random."""
-        from safetensors.torch import load_file
-        from transformers.utils import SAFE_WEIGHTS_NAME, logging
-        from transformers.utils.hub import cached_file
-
-        verbosity = logging.get_verbosity()
-        logging.set_verbosity_error()  # the load report would list the answer decoder, filled right below
-        try:
-            model = cls.from_pretrained(pretrained_model_name_or_path, **kwargs)
-        finally:
-            logging.set_verbosity(verbosity)
-        weights = cached_file(
-            pretrained_model_name_or_path, SAFE_WEIGHTS_NAME, _raise_exceptions_for_missing_entries=False
-        )
-        prefix = "mlm_head."
-        state = {k[len(prefix):]: v for k, v in load_file(weights).items() if k.startswith(prefix)} if weights else {}
-        model.init_answer_decoder(state or None)
-        return model
-
-    @torch.no_grad()
-    def init_answer_decoder(self, mlm_head_state: dict[str, torch.Tensor] | None = None) -> None:
-        """Start the answer decoder from the multimodal encoder's layers and the text embeddings (Singularity
-        initializes its decoder from BERT's last layers), its LM head reading the word embeddings and, when given,
-        taking a `BertOnlyMLMHead` state (`predictions.transform.*`, `predictions.bias`)."""
-        decoder = self.answer_decoder
-        decoder.bert.embeddings.load_state_dict(self.smaug.text_model.embeddings.state_dict())
-        decoder.bert.encoder.layer.load_state_dict(self.smaug.multimodal_encoder.layer.state_dict())
-        if mlm_head_state is not None:
-            head = {k: v for k, v in mlm_head_state.items() if not k.startswith("predictions.decoder.")}
-            missing, unexpected = decoder.cls.load_state_dict(head, strict=False)
-            if unexpected or any(not key.startswith("predictions.decoder.") for key in missing):
-                raise ValueError(f"init_answer_decoder: MLM head state missing {missing}, unexpected {unexpected}.")
-        decoder.cls.predictions.decoder.weight.copy_(decoder.bert.embeddings.word_embeddings.weight)
-
-    def set_answer_list(self, answers: Sequence[str], tokenizer, max_length: int = 5) -> None:
-        """Store `answers` and their tokens (`[CLS] answer [SEP]`, at most `max_length`, Singularity's
-        ``max_a_len``) in the config, so the model ranks them and the pipeline names them."""
-        answers = list(answers)
-        if not answers:
-            raise ValueError("set_answer_list: answers is empty.")
-        encoding = tokenizer(answers, truncation=True, max_length=max_length, add_special_tokens=True)
-        self.config.answer_list = answers
-        self.config.answer_token_ids = [list(ids) for ids in encoding["input_ids"]]
-
-    def _answer_tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        token_ids = self.config.answer_token_ids
-        if not token_ids:
-            raise ValueError(
-                "SmaugForVideoQuestionAnswering has no tokenized answers (config.answer_token_ids); call "
-                "model.set_answer_list(answers, tokenizer) first."
-            )
-        length = max(len(ids) for ids in token_ids)
-        ids = torch.zeros(len(token_ids), length, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, answer in enumerate(token_ids):
-            ids[row, : len(answer)] = torch.tensor(answer)
-            mask[row, : len(answer)] = 1
-        return ids.to(device), mask.to(device)
+    def _answer_decoder_sources(self) -> tuple[nn.Module, nn.ModuleList]:
+        # Singularity initializes its decoder from BERT's last layers: here the multimodal encoder's.
+        return self.smaug.text_model.embeddings, self.smaug.multimodal_encoder.layer
 
     def encode_question(
         self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
@@ -1418,52 +1357,6 @@ class SmaugForVideoQuestionAnswering(_SmaugMatchingMixin, SmaugPreTrainedModel):
         text_states = self.smaug.encode_text(input_ids, attention_mask)
         fused, index = self.smaug.fuse(vision_output.last_hidden_state, text_states, attention_mask)
         return fused, index, vision_output.num_visual_tokens
-
-    def answer_token_log_probs(
-        self,
-        question_states: torch.Tensor,
-        question_mask: torch.Tensor | None,
-        answer_ids: torch.Tensor,
-        answer_mask: torch.Tensor,
-    ) -> torch.Tensor:
-        """Log-probability `(N, L_a - 1)` of every answer token after the start token, 0 at padding."""
-        logits = self.answer_decoder(
-            input_ids=answer_ids,
-            attention_mask=answer_mask,
-            encoder_hidden_states=question_states,
-            encoder_attention_mask=question_mask,
-        ).logits
-        log_probs = logits[:, :-1].float().log_softmax(dim=-1)
-        return log_probs.gather(-1, answer_ids[:, 1:, None]).squeeze(-1) * answer_mask[:, 1:]
-
-    def rank_answers(
-        self, question_states: torch.Tensor, question_mask: torch.Tensor | None, top_k: int = 128
-    ) -> torch.Tensor:
-        """`(B, num_answers)` scores: the `top_k` answers most likely by their first token get their full
-        log-likelihood, the others `-1e4` (Singularity's / ALBEF's ``rank_answer`` with ``k_test = 128``)."""
-        answer_ids, answer_mask = self._answer_tensors(question_states.device)
-        batch_size, num_answers = question_states.shape[0], answer_ids.shape[0]
-        if question_mask is None:
-            question_mask = torch.ones(question_states.shape[:2], dtype=torch.long, device=question_states.device)
-        k = min(top_k, num_answers)
-        if k < num_answers:
-            start = answer_ids[:1, :1].expand(batch_size, 1)
-            first = self.answer_decoder(
-                input_ids=start, encoder_hidden_states=question_states, encoder_attention_mask=question_mask
-            ).logits[:, 0]
-            top = first.float().log_softmax(-1)[:, answer_ids[:, 1]].topk(k, dim=1).indices
-        else:
-            top = torch.arange(num_answers, device=answer_ids.device).expand(batch_size, num_answers)
-        flat = top.flatten()
-        token_log_probs = self.answer_token_log_probs(
-            question_states.repeat_interleave(k, dim=0),
-            question_mask.repeat_interleave(k, dim=0),
-            answer_ids[flat],
-            answer_mask[flat],
-        )
-        scores = token_log_probs.sum(dim=1).view(batch_size, k)
-        logits = scores.new_full((batch_size, num_answers), _UNRANKED_ANSWER_LOGIT)
-        return logits.scatter(1, top, scores)
 
     def forward(
         self,
@@ -1480,7 +1373,8 @@ class SmaugForVideoQuestionAnswering(_SmaugMatchingMixin, SmaugPreTrainedModel):
         """
         Args:
             pixel_values: `(B, T, C, H, W)`; input_ids, attention_mask: `(B, L_q)` questions.
-            labels: `(B,)` index of the target answer in `config.answer_list` (its tokens become the targets).
+            labels: `(B,)` index of the target answer in `config.answer_list` (its tokens become the targets; -100:
+                no target).
             answer_input_ids, answer_attention_mask: `(B, L_a)` target answers (`[CLS] answer [SEP]`) instead.
             answer_weights: `(B,)` weight of each target; the loss is `sum(weight * nll) / B`.
             top_k: answers pre-selected by their first token when ranking.
@@ -1489,20 +1383,14 @@ class SmaugForVideoQuestionAnswering(_SmaugMatchingMixin, SmaugPreTrainedModel):
         return_dict = self.config.return_dict if return_dict is None else return_dict
         question_states, index, counts = self.encode_question(pixel_values, input_ids, attention_mask)
         if labels is not None and answer_input_ids is None:
-            ids, mask = self._answer_tensors(question_states.device)
-            answer_input_ids, answer_attention_mask = ids[labels], mask[labels]
+            answer_input_ids, answer_attention_mask, known = self._answer_targets(labels)
+            answer_weights = known if answer_weights is None else answer_weights * known
         loss = logits = None
         if answer_input_ids is None:
             logits = self.rank_answers(question_states, attention_mask, top_k)
         else:
-            if answer_attention_mask is None:
-                answer_attention_mask = torch.ones_like(answer_input_ids)
-            nll = -self.answer_token_log_probs(
-                question_states, attention_mask, answer_input_ids, answer_attention_mask
-            ).sum(dim=1)
-            if answer_weights is not None:
-                nll = nll * answer_weights
-            loss = nll.sum() / nll.shape[0]
+            loss = self.answer_nll(question_states, attention_mask, answer_input_ids, answer_attention_mask,
+                                   answer_weights)  # fmt: skip
         output = SmaugVideoQuestionAnsweringOutput(
             loss=loss,
             logits=logits,

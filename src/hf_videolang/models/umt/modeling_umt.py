@@ -49,6 +49,7 @@ from ...losses import (
     sample_hard_negatives,
 )
 from ...video.masking import SemanticMasker
+from ..answer_decoder import AnswerDecoderMixin
 from .configuration_umt import UmtConfig, UmtVisionConfig
 
 # ---------------------------------------------------------------------------------------------------- outputs
@@ -987,9 +988,6 @@ class UmtForPreTraining(UmtPreTrainedModel):
 # Weight of the VTM probability in the multiple-choice score, the rest going to the VTC softmax over the options
 # (the authors' `retrieval_mc.py`: `0.7 * itm + 0.3 * sim`).
 _MC_VTM_WEIGHT = 0.7
-# Logit of the answers that the first-token pre-selection drops; finite so that averaging clips stays finite, and
-# representable in float16.
-_UNRANKED_ANSWER_LOGIT = -1e4
 # Pre-training weights that the task heads do not use.
 _PRETRAINING_ONLY_KEYS = [r"^teacher\.", r"^uta_head\.", r"^mlm_head\."]
 
@@ -1295,7 +1293,7 @@ def tokenize_answers(tokenizer, answers: Sequence[str], max_length: int = 5):
     )
 
 
-class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
+class UmtForVideoQuestionAnswering(AnswerDecoderMixin, _UmtMatchingMixin, UmtPreTrainedModel):
     """UMT for video question answering, as the authors' `UMT_QA` (ALBEF-style, UMT §4.3 "Video QA").
 
     The question runs through the text encoder and the multimodal encoder (attending to the video); a BERT answer
@@ -1308,6 +1306,7 @@ class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
     """
 
     _keys_to_ignore_on_load_unexpected = _PRETRAINING_ONLY_KEYS
+    count_first_token_twice = True  # the authors' rank_answer score (see `AnswerDecoderMixin.rank_answers`)
 
     def __init__(self, config: UmtConfig) -> None:
         super().__init__(config)
@@ -1320,77 +1319,12 @@ class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
         self.answer_decoder = BertLMHeadModel._from_config(_answer_decoder_config(config.multimodal_config))
         self.post_init()
 
-    @classmethod
-    def from_pretraining(
-        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs
-    ) -> UmtForVideoQuestionAnswering:
-        """Load a stage-2 `UmtForPreTraining` checkpoint and start the answer decoder from it, as the authors do
-        before QA fine-tuning (`tasks/shared_utils.py`): its layers from the multimodal encoder (self-attention,
-        cross-attention, feed-forward), its embeddings from the text encoder, its LM head from the MLM head.
+    def _answer_decoder_sources(self) -> tuple[nn.Module, nn.ModuleList]:
+        # The authors start the decoder from the multimodal encoder and the text embeddings (tasks/shared_utils.py).
+        return self.umt.text_model.embeddings, self.umt.multimodal_encoder.layer
 
-        `from_pretrained` alone leaves the answer decoder randomly initialized (it is not in the checkpoint).
-        """
-        from safetensors.torch import load_file
-        from transformers.utils import SAFE_WEIGHTS_NAME, logging
-        from transformers.utils.hub import cached_file
-
-        # The load report would list the answer decoder as missing; it is filled right below.
-        verbosity = logging.get_verbosity()
-        logging.set_verbosity_error()
-        try:
-            model = cls.from_pretrained(pretrained_model_name_or_path, **kwargs)
-        finally:
-            logging.set_verbosity(verbosity)
-        weights = cached_file(
-            pretrained_model_name_or_path, SAFE_WEIGHTS_NAME, _raise_exceptions_for_missing_entries=False
-        )
-        mlm_state = {}
-        if weights is not None:
-            prefix = "mlm_head."
-            mlm_state = {k[len(prefix):]: v for k, v in load_file(weights).items() if k.startswith(prefix)}
-        model.init_answer_decoder(mlm_state or None)
-        return model
-
-    @torch.no_grad()
-    def init_answer_decoder(self, mlm_head_state: dict[str, torch.Tensor] | None = None) -> None:
-        """Copy the multimodal encoder's layers and the text embeddings into the answer decoder, and, when given,
-        a `BertOnlyMLMHead` state dict (`predictions.transform.*`, `predictions.bias`) into its LM head."""
-        decoder = self.answer_decoder
-        decoder.bert.embeddings.load_state_dict(self.umt.text_model.embeddings.state_dict())
-        decoder.bert.encoder.layer.load_state_dict(self.umt.multimodal_encoder.layer.state_dict())
-        if mlm_head_state is not None:
-            head_state = {k: v for k, v in mlm_head_state.items() if not k.startswith("predictions.decoder.")}
-            missing, unexpected = decoder.cls.load_state_dict(head_state, strict=False)
-            if unexpected or any(not key.startswith("predictions.decoder.") for key in missing):
-                raise ValueError(f"init_answer_decoder: MLM head state missing {missing}, unexpected {unexpected}.")
-        # The LM decoder reads the (copied) word embeddings.
-        decoder.cls.predictions.decoder.weight.copy_(decoder.bert.embeddings.word_embeddings.weight)
-
-    def set_answer_list(self, answers: Sequence[str], tokenizer, max_length: int = 5) -> None:
-        """Store `answers` and their tokens (:func:`tokenize_answers`: `[CLS] answer [SEP] [SEP]`, at most
-        `max_length` tokens) in the config, so the model ranks them and the pipeline names them."""
-        answers = list(answers)
-        if not answers:
-            raise ValueError("set_answer_list: answers is empty.")
-        encoding = tokenize_answers(tokenizer, answers, max_length=max_length)
-        self.config.answer_list = answers
-        self.config.answer_token_ids = [list(ids) for ids in encoding["input_ids"]]
-
-    def _answer_tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """`config.answer_token_ids`, right-padded: `(A, L_a)` ids and attention mask."""
-        token_ids = self.config.answer_token_ids
-        if not token_ids:
-            raise ValueError(
-                "UmtForVideoQuestionAnswering has no tokenized answers (config.answer_token_ids); call "
-                "model.set_answer_list(answers, tokenizer) first."
-            )
-        length = max(len(ids) for ids in token_ids)
-        ids = torch.zeros(len(token_ids), length, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, answer in enumerate(token_ids):
-            ids[row, : len(answer)] = torch.tensor(answer)
-            mask[row, : len(answer)] = 1
-        return ids.to(device), mask.to(device)
+    def tokenize_answer_list(self, tokenizer, answers: Sequence[str], max_length: int):
+        return tokenize_answers(tokenizer, answers, max_length=max_length)  # `[CLS] answer [SEP] [SEP]`
 
     def encode_question(
         self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
@@ -1403,74 +1337,6 @@ class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
         self, video_states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     ) -> torch.Tensor:
         return self.umt.encode_multimodal(self.umt.encode_text(input_ids, attention_mask), attention_mask, video_states)
-
-    def _answer_targets(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`(B,)` indices into `config.answer_list` (-100 = none) -> answer ids, mask `(B, L_a)` and a `(B,)` weight
-        that is 0 for the ignored rows."""
-        answer_ids, answer_mask = self._answer_tensors(labels.device)
-        known = (labels >= 0) & (labels < answer_ids.shape[0])
-        index = labels.clamp(0, answer_ids.shape[0] - 1)
-        return answer_ids[index], answer_mask[index], known.to(torch.float32)
-
-    def answer_token_log_probs(
-        self,
-        question_states: torch.Tensor,
-        question_mask: torch.Tensor | None,
-        answer_ids: torch.Tensor,
-        answer_mask: torch.Tensor,
-    ) -> torch.Tensor:
-        """Log-probability of every answer token after the start token, `(N, L_a - 1)`, 0 at padding.
-
-        Args:
-            question_states: `(N, L_q, D)` fused question tokens; question_mask: `(N, L_q)`.
-            answer_ids, answer_mask: `(N, L_a)` answers starting with the start token (`[CLS]`).
-        """
-        logits = self.answer_decoder(
-            input_ids=answer_ids,
-            attention_mask=answer_mask,
-            encoder_hidden_states=question_states,
-            encoder_attention_mask=question_mask,
-        ).logits
-        log_probs = logits[:, :-1].float().log_softmax(dim=-1)
-        token_log_probs = log_probs.gather(-1, answer_ids[:, 1:, None]).squeeze(-1)
-        return token_log_probs * answer_mask[:, 1:]
-
-    def rank_answers(
-        self, question_states: torch.Tensor, question_mask: torch.Tensor | None, top_k: int = 128
-    ) -> torch.Tensor:
-        """Score the answer list, as the authors' `rank_answer` (ALBEF).
-
-        The `top_k` answers most likely by their first token are kept (the authors' `k_test = 128`); each gets
-        `log p(first token) + log p(answer tokens)`, the authors' score, which counts the first token twice (their
-        chain-rule sum adds the first-token log-probability to the full sequence loss).
-
-        Returns:
-            `(B, num_answers)` scores; answers outside the top k get `-1e4`.
-        """
-        answer_ids, answer_mask = self._answer_tensors(question_states.device)
-        batch_size, num_answers = question_states.shape[0], answer_ids.shape[0]
-        if question_mask is None:
-            question_mask = torch.ones(question_states.shape[:2], dtype=torch.long, device=question_states.device)
-        k = min(top_k, num_answers)
-        if k < num_answers:
-            # The first decoding step only sees the start token, shared by every answer.
-            start = answer_ids[:1, :1].expand(batch_size, 1)
-            first = self.answer_decoder(
-                input_ids=start, encoder_hidden_states=question_states, encoder_attention_mask=question_mask
-            ).logits[:, 0]
-            top = first.float().log_softmax(-1)[:, answer_ids[:, 1]].topk(k, dim=1).indices  # (B, k)
-        else:
-            top = torch.arange(num_answers, device=answer_ids.device).expand(batch_size, num_answers)
-        flat = top.flatten()
-        token_log_probs = self.answer_token_log_probs(
-            question_states.repeat_interleave(k, dim=0),
-            question_mask.repeat_interleave(k, dim=0),
-            answer_ids[flat],
-            answer_mask[flat],
-        )
-        scores = (token_log_probs[:, 0] + token_log_probs.sum(dim=1)).view(batch_size, k)
-        logits = scores.new_full((batch_size, num_answers), _UNRANKED_ANSWER_LOGIT)
-        return logits.scatter(1, top, scores)
 
     @can_return_tuple
     def forward(
@@ -1515,14 +1381,8 @@ class UmtForVideoQuestionAnswering(_UmtMatchingMixin, UmtPreTrainedModel):
                 question_states=question_states,
                 **extras,
             )
-        if answer_attention_mask is None:
-            answer_attention_mask = torch.ones_like(answer_input_ids)
-        nll = -self.answer_token_log_probs(
-            question_states, attention_mask, answer_input_ids, answer_attention_mask
-        ).sum(dim=1)
-        if answer_weights is not None:
-            nll = nll * answer_weights
-        return UmtVideoQuestionAnsweringOutput(loss=nll.sum() / nll.shape[0], question_states=question_states, **extras)
+        loss = self.answer_nll(question_states, attention_mask, answer_input_ids, answer_attention_mask, answer_weights)
+        return UmtVideoQuestionAnsweringOutput(loss=loss, question_states=question_states, **extras)
 
 
 class UmtForVideoClassification(UmtPreTrainedModel):
