@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from transformers import set_seed  # noqa: E402
 
 from clipbert_common import ClipArguments, ClipBertModelArguments, build_model, build_processor  # noqa: E402
-from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
+from common import DataArguments, load_split, parse_args, report_and_save, setup_process, train_and_report  # noqa: E402
 from hf_videolang.models.clipbert import ClipBertForVideoQuestionAnswering  # noqa: E402
 from hf_videolang.training import VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
 
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     model_args, clip_args, data_args, qa_args, training_args = parse_args(
         (ClipBertModelArguments, ClipArguments, DataArguments, QaArguments, VideoTextTrainingArguments), argv
     )
-    setup_logging(training_args)
+    setup_process(training_args)
     set_seed(training_args.seed)
     train_set = load_split(data_args, "train", task="qa")
     eval_set = load_split(data_args, "validation", task="qa")

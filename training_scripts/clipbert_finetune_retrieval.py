@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from transformers import set_seed  # noqa: E402
 
 from clipbert_common import ClipArguments, ClipBertModelArguments, build_model, build_processor  # noqa: E402
-from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
+from common import DataArguments, load_split, parse_args, report_and_save, setup_process, train_and_report  # noqa: E402
 from hf_videolang.evaluation.retrieval import evaluate_matching_retrieval  # noqa: E402
 from hf_videolang.models.clipbert import ClipBertForVideoTextRetrieval  # noqa: E402
 from hf_videolang.training import (  # noqa: E402
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     model_args, clip_args, data_args, retrieval_args, training_args = parse_args(
         (ClipBertModelArguments, ClipArguments, DataArguments, RetrievalArguments, VideoTextTrainingArguments), argv
     )
-    setup_logging(training_args)
+    setup_process(training_args)
     set_seed(training_args.seed)
     model = build_model(ClipBertForVideoTextRetrieval, model_args, clip_args)
     processor = build_processor(model_args, model.config)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 from transformers import set_seed  # noqa: E402
 
 from clipbert_common import ClipArguments, ClipBertModelArguments, build_model, build_processor  # noqa: E402
-from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
+from common import DataArguments, load_split, parse_args, report_and_save, setup_process, train_and_report  # noqa: E402
 from hf_videolang.models.clipbert import ClipBertForPreTraining  # noqa: E402
 from hf_videolang.training import VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
 
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     model_args, clip_args, data_args, training_args = parse_args(
         (ClipBertModelArguments, ClipArguments, DataArguments, VideoTextTrainingArguments), argv
     )
-    setup_logging(training_args)
+    setup_process(training_args)
     set_seed(training_args.seed)
     model = build_model(ClipBertForPreTraining, model_args, clip_args)
     # The saved processor keeps the video layout for fine-tuning; pre-training reads one frame per image / video.

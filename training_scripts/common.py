@@ -7,6 +7,7 @@ Each script (``umt_pretrain_stage1.py``, ``umt_pretrain_stage2.py``, ``umt_finet
 
 from __future__ import annotations
 
+import atexit
 import glob
 import json
 import os
@@ -119,8 +120,11 @@ def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = Non
     return parser.parse_args_into_dataclasses(args=argv)
 
 
-def setup_logging(training_args: VideoTextTrainingArguments) -> None:
-    """Route transformers' and hf_videolang's logs at the process's level (warnings only on non-main ranks)."""
+def setup_process(training_args: VideoTextTrainingArguments) -> None:
+    """Route transformers' and hf_videolang's logs at the process's level (warnings only on non-main ranks), and
+    destroy the process group at exit: a gloo rank that exits with its group alive can abort in interpreter
+    finalization ("terminate called without an active exception", pytorch/pytorch#190489)."""
+    atexit.register(_destroy_process_group)
     level = training_args.get_process_log_level()
     logging.set_verbosity(level)
     logging.enable_default_handler()
@@ -129,6 +133,10 @@ def setup_logging(training_args: VideoTextTrainingArguments) -> None:
     logger.setLevel(level)
 
 
+
+def _destroy_process_group() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 # ---------------------------------------------------------------------------------------------------- data
 
 

@@ -21,7 +21,7 @@ from common import (  # noqa: E402
     parse_args,
     qa_eval_metrics,
     report_and_save,
-    setup_logging,
+    setup_process,
     train_and_report,
 )
 from evilm_common import EvilmModelArguments, load_processor  # noqa: E402
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     )
     if model_args.model_name_or_path is None:
         raise ValueError("evilm_finetune_qa.py fine-tunes a pre-trained model: pass --model_name_or_path.")
-    setup_logging(training_args)
+    setup_process(training_args)
     set_seed(training_args.seed)
     train_set = load_split(data_args, "train", task="qa")
     eval_set = load_split(data_args, "validation", task="qa")

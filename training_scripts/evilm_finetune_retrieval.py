@@ -22,7 +22,7 @@ from common import (  # noqa: E402
     parse_args,
     report_and_save,
     retrieval_eval_metrics,
-    setup_logging,
+    setup_process,
     train_and_report,
 )
 from evilm_common import EvilmModelArguments, load_processor  # noqa: E402
@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     )
     if model_args.model_name_or_path is None:
         raise ValueError("evilm_finetune_retrieval.py fine-tunes a pre-trained model: pass --model_name_or_path.")
-    setup_logging(training_args)
+    setup_process(training_args)
     set_seed(training_args.seed)
     model = EvilmForVideoTextRetrieval.from_pretrained(model_args.model_name_or_path)
     processor = load_processor(model_args.model_name_or_path)

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from transformers import set_seed  # noqa: E402
 
-from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
+from common import DataArguments, load_split, parse_args, report_and_save, setup_process, train_and_report  # noqa: E402
 from evilm_common import EvilmModelArguments, load_processor, new_model_and_processor  # noqa: E402
 from hf_videolang.models.evilm import EvilmForPreTraining  # noqa: E402
 from hf_videolang.models.evilm_tokenizer import EvilmVideoTokenizer  # noqa: E402
@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     model_args, data_args, training_args = parse_args(
         (EvilmModelArguments, DataArguments, VideoTextTrainingArguments), argv
     )
-    setup_logging(training_args)
+    setup_process(training_args)
     set_seed(training_args.seed)
     train_set = load_split(data_args, "train", task="retrieval")
     if model_args.model_name_or_path:

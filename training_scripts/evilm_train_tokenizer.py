@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from transformers import AutoTokenizer, CLIPVisionConfig, set_seed  # noqa: E402
 
-from common import DataArguments, load_split, parse_args, report_and_save, setup_logging, train_and_report  # noqa: E402
+from common import DataArguments, load_split, parse_args, report_and_save, setup_process, train_and_report  # noqa: E402
 from hf_videolang.models.evilm import EvilmProcessor  # noqa: E402
 from hf_videolang.models.evilm_tokenizer import EvilmTokenizerConfig, EvilmVideoTokenizer  # noqa: E402
 from hf_videolang.training import CaptionWordsCollator, VideoTextCollator, VideoTextTrainer, VideoTextTrainingArguments  # noqa: E402
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     tok_args, data_args, training_args = parse_args(
         (TokenizerArguments, DataArguments, VideoTextTrainingArguments), argv
     )
-    setup_logging(training_args)
+    setup_process(training_args)
     set_seed(training_args.seed)
     text_tokenizer = AutoTokenizer.from_pretrained(tok_args.tokenizer_name)
     vision = CLIPVisionConfig.from_pretrained(tok_args.clip_vision_name_or_path) if tok_args.clip_vision_name_or_path \

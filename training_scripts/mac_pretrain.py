@@ -35,7 +35,7 @@ from common import (  # noqa: E402
     parse_args,
     report_and_save,
     retrieval_eval_metrics,
-    setup_logging,
+    setup_process,
     train_and_report,
 )
 from hf_videolang.models.mac import MacConfig, MacForVideoTextRetrieval, MacProcessor  # noqa: E402
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     model_args, data_args, training_args = parse_args(
         (MacModelArguments, DataArguments, VideoTextTrainingArguments), argv
     )
-    setup_logging(training_args)
+    setup_process(training_args)
     set_seed(training_args.seed)
 
     model = build_model(model_args)

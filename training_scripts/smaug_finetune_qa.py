@@ -26,7 +26,7 @@ from common import (  # noqa: E402
     parse_args,
     qa_eval_metrics,
     report_and_save,
-    setup_logging,
+    setup_process,
     train_and_report,
 )
 from hf_videolang.models.smaug import SmaugConfig, SmaugForVideoQuestionAnswering  # noqa: E402
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     model_args, data_args, qa_args, training_args = parse_args(
         (SmaugModelArguments, DataArguments, QaArguments, VideoTextTrainingArguments), argv
     )
-    setup_logging(training_args)
+    setup_process(training_args)
     set_seed(training_args.seed)
     checkpoint = model_args.model_name_or_path
     if checkpoint is not None and not SmaugConfig.from_pretrained(checkpoint).answer_token_ids:

@@ -25,7 +25,7 @@ from common import (  # noqa: E402
     parse_args,
     report_and_save,
     retrieval_eval_metrics,
-    setup_logging,
+    setup_process,
     train_and_report,
 )
 from hf_videolang.models.smaug import SmaugForVideoTextRetrieval  # noqa: E402
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     model_args, data_args, retrieval_args, training_args = parse_args(
         (SmaugModelArguments, DataArguments, RetrievalArguments, VideoTextTrainingArguments), argv
     )
-    setup_logging(training_args)
+    setup_process(training_args)
     set_seed(training_args.seed)
     model = build_model(SmaugForVideoTextRetrieval, model_args)
     processor = build_processor(model_args, model.config, data_args.num_frames or 4)

@@ -37,7 +37,7 @@ from common import (  # noqa: E402
     parse_args,
     qa_eval_metrics,
     report_and_save,
-    setup_logging,
+    setup_process,
     train_and_report,
 )
 from hf_videolang.models.umt import UmtForVideoQuestionAnswering  # noqa: E402
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     model_args, data_args, qa_args, training_args = parse_args(
         (ModelArguments, DataArguments, QaArguments, VideoTextTrainingArguments), argv
     )
-    setup_logging(training_args)
+    setup_process(training_args)
     set_seed(training_args.seed)
 
     config = finetuning_config(model_args)

@@ -32,7 +32,7 @@ from common import (  # noqa: E402
     parse_args,
     report_and_save,
     retrieval_eval_metrics,
-    setup_logging,
+    setup_process,
     train_and_report,
 )
 from hf_videolang.models.umt import UmtForPreTraining, UmtForVideoTextRetrieval  # noqa: E402
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     model_args, data_args, retrieval_args, training_args = parse_args(
         (ModelArguments, DataArguments, RetrievalArguments, VideoTextTrainingArguments), argv
     )
-    setup_logging(training_args)
+    setup_process(training_args)
     set_seed(training_args.seed)
 
     config = finetuning_config(model_args, mlm_loss_weight=0.0)

@@ -33,7 +33,7 @@ from common import (  # noqa: E402
     parse_args,
     report_and_save,
     retrieval_eval_metrics,
-    setup_logging,
+    setup_process,
     train_and_report,
 )
 from hf_videolang.models.umt import UmtConfig, UmtForPreTraining  # noqa: E402
@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     model_args, data_args, training_args = parse_args(
         (ModelArguments, DataArguments, VideoTextTrainingArguments), argv
     )
-    setup_logging(training_args)
+    setup_process(training_args)
     set_seed(training_args.seed)
 
     model = build_model(model_args)

@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     trainer.train()
     if trainer.is_world_process_zero():
         torch.save({"world_size": world, "steps": recorder.steps}, out)
+    if world > 1:
+        dist.destroy_process_group()  # gloo can abort a rank that exits with its group alive (pytorch#190489)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ def main() -> None:
         result[spec] = gathered
     if args.process_index == 0:
         Path(out).write_text(json.dumps(result))
+    if args.world_size > 1:
+        dist.destroy_process_group()  # gloo can abort a rank that exits with its group alive (pytorch#190489)
 
 
 if __name__ == "__main__":
