@@ -247,7 +247,7 @@ def _load_minilm_into_umt(model, text_source: str) -> None:
 LOSS_TERMS = ("loss_vtc", "loss_vtm", "loss_mlm", "loss_uta")
 
 
-def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 6,
+def train_umt_stage2(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 5,
                      learning_rate: float = 2e-4, negative_captions: bool = False) -> dict[str, Any]:
     """UMT stage 2 (UMT §3.2): 4 frames at 80 % semantic masking, VTC + VTM (hard negatives) + MLM (50 %) + UTA, all
     weights 1; the student starts from stage 1, the text side from the pretrained MiniLM BERT.
@@ -330,7 +330,7 @@ def with_minimal_pair_negatives(retrieval_set, minimal_pairs):
     return retrieval_set.map(lambda row: {"negative_captions": wrong_options[row["video"]]})
 
 
-def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 1.5,
+def finetune_umt_qa(corpus_root: str, output_dir: str, seed: int = 0, epochs: float = 1.25,
                     learning_rate: float = 1e-4) -> dict[str, Any]:
     """UMT QA fine-tuning (UMT §4.3, the authors' `UMT_QA`): the answer decoder, started from the stage-2 cross-modal
     decoder, learns to generate the answer; evaluation ranks the corpus answer list. Also evaluates multiple choice
