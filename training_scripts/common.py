@@ -19,6 +19,7 @@ from typing import Any
 
 import datasets
 import torch
+from accelerate import PartialState
 from transformers import AutoTokenizer, BatchFeature, HfArgumentParser
 from transformers.utils import logging
 
@@ -124,7 +125,7 @@ def setup_process(training_args: VideoTextTrainingArguments) -> None:
     """Route transformers' and hf_videolang's logs at the process's level (warnings only on non-main ranks), and
     destroy the process group at exit: a gloo rank that exits with its group alive can abort in interpreter
     finalization ("terminate called without an active exception", pytorch/pytorch#190489)."""
-    atexit.register(_destroy_process_group)
+    atexit.register(PartialState().destroy_process_group)
     level = training_args.get_process_log_level()
     logging.set_verbosity(level)
     logging.enable_default_handler()
@@ -132,11 +133,6 @@ def setup_process(training_args: VideoTextTrainingArguments) -> None:
     datasets.utils.logging.set_verbosity(level)
     logger.setLevel(level)
 
-
-
-def _destroy_process_group() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 # ---------------------------------------------------------------------------------------------------- data
 
 

@@ -281,6 +281,7 @@ class AnswerTargetCollator:
         batch["answer_attention_mask"] = tokens["attention_mask"]
         return batch
 
+
 class NegativeCaptionCollator:
     """Adds each video's given negative captions ``negative_input_ids`` / ``negative_attention_mask`` ``(B, K, L)`` to
     video-text batches, from a ``"negative_captions"`` column (K strings per row, e.g. the caption with one

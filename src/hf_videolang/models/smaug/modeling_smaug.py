@@ -1313,9 +1313,6 @@ class SmaugForVideoTextRetrieval(_SmaugMatchingMixin, SmaugPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
-# Logit of the answers that the first-token pre-selection drops; finite and representable in float16.
-
-
 class SmaugForVideoQuestionAnswering(AnswerDecoderMixin, _SmaugMatchingMixin, SmaugPreTrainedModel):
     """SMAUG for open-ended video QA (SMAUG §4.1): "an extra decoder is added after the multi-encoder, which
     generates the answers by taking the outputs from the multi-modal encoder" (Singularity's ``model_vqa``, ALBEF).

@@ -756,8 +756,9 @@ def _video_text_matching_loss(
         if not model.config.vtm_hard_negatives:
             sim = torch.zeros_like(sim)  # uniform over negatives
         neg_text, neg_video = sample_hard_negatives(sim, video_ids=video_ids, generator=generator)
-    negative_texts, negative_mask = text_states[neg_text], attention_mask[neg_text]
-    if negative_text_states is not None:
+    if negative_text_states is None:
+        negative_texts, negative_mask = text_states[neg_text], attention_mask[neg_text]
+    else:
         rows = torch.arange(text_states.shape[0], device=text_states.device)
         pick = torch.randint(negative_text_states.shape[1], (text_states.shape[0],), generator=generator,
                              device=text_states.device)  # fmt: skip
